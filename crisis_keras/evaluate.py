@@ -1,0 +1,71 @@
+"""`python -m crisis_keras.evaluate --run-dir RUN --split test`: recompute metrics.
+
+Loads the run's best model and configuration, reads the split from
+`--data-dir` (default: the run's own data) and prints accuracy, macro F1,
+weighted F1 and per-class figures as JSON. The run's own files are left as
+they are; `--output` writes the JSON (and `--predictions` the TSV) elsewhere.
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m crisis_keras.evaluate",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--run-dir", required=True, help="a folder written by crisis_keras.train.")
+    p.add_argument("--data-dir", default=None,
+                   help="CrisisMMD split folder or dataset root (default: the run's).")
+    p.add_argument("--image-root", default=None)
+    p.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    p.add_argument("--output", default=None, help="also write the metrics JSON here.")
+    p.add_argument("--predictions", default=None, help="also write predictions TSV here.")
+    return p
+
+
+def evaluate_run(run_dir, split="test", data_dir=None, image_root=None):
+    """(metrics dict, predictions frame) of a saved run on one split."""
+    import keras
+
+    from crisis_keras.training import trainer
+    from crisis_keras.training.config import TrainConfig
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_json_file(run_dir / "config.json")
+    overrides = {}
+    if data_dir is not None:
+        overrides["data_dir"] = str(data_dir)
+    if image_root is not None:
+        overrides["image_root"] = str(image_root)
+    config = dataclasses.replace(config, **overrides)
+    model_path = run_dir / trainer.BEST_MODEL
+    if not model_path.exists():
+        raise FileNotFoundError(f"{model_path} does not exist: has the run finished an epoch?")
+    model = keras.saving.load_model(model_path)
+    data = trainer.load_data(config)
+    if split not in data.splits:
+        raise ValueError(
+            f"{data.data_dir} has no {split} split for task {config.task} "
+            f"(found: {sorted(data.splits)})."
+        )
+    results, frames = trainer.evaluate_model(model, data, config, (split,))
+    return results[split], frames[0]
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    metrics, predictions = evaluate_run(args.run_dir, args.split, args.data_dir, args.image_root)
+    text = json.dumps(metrics, indent=2, sort_keys=True)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    if args.predictions:
+        predictions.to_csv(args.predictions, sep="\t", index=False, float_format="%.6f")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

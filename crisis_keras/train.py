@@ -70,7 +70,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    # Imported here so that --help answers without loading TensorFlow.
+    if args.data_dir is None:
+        from crisis_keras.data.demo import default_demo_dir
+
+        print(
+            "crisis_keras: no --data-dir given: training on the embedded demo data "
+            f"({default_demo_dir()}, generated on first use)",
+            flush=True,
+        )
+    # Imported here so that --help and the line above come before TensorFlow loads.
     from crisis_keras.training.trainer import train
 
     train(config_from_args(args))

@@ -26,7 +26,7 @@ class TrainConfig:
     text_backbone: str = "bert_base_en_uncased"
     image_weights: Optional[str] = "imagenet"  # "imagenet", None or a file.
     image_backbone: str = "densenet121"
-    sequence_length: int = 64
+    sequence_length: int = 64  # longest normalized CrisisMMD tweet: 51 tokens
     sse_p0: Optional[float] = None  # None: the model's default.
     sse_rho: Optional[float] = None
     # Optimization (section 4.5).

@@ -37,6 +37,13 @@ BEST_MODEL = "best_model.keras"
 CLASSES_FILE = "classes.json"
 
 
+class _StopAfterOneEpoch(keras.callbacks.Callback):
+    """Ends each `fit` after one epoch while the progress bar shows `e/N`."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
 class RunConfigMismatch(ValueError):
     """The run folder holds a run with another configuration."""
 
@@ -191,11 +198,6 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
     `extra_callbacks` are added to every epoch's `fit` (progress hooks, or a
     test that interrupts a run).
     """
-    if config.data_dir is None:
-        announce(
-            "crisis_keras: no --data-dir given, training on the embedded demo "
-            f"data at {ensure_demo_data()}"
-        )
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     if config.mixed_precision:
@@ -252,6 +254,7 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
         *stateful,
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         *extra_callbacks,
+        _StopAfterOneEpoch(),
         resume.RestoreCallbackState(stateful, state),
     ]
 
@@ -277,7 +280,7 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
             train_ds,
             validation_data=dev_ds,
             initial_epoch=epoch,
-            epochs=epoch + 1,
+            epochs=config.epochs,
             callbacks=callbacks,
             shuffle=False,  # the dataset is shuffled, seeded per epoch
             verbose=1 if sys.stdout.isatty() else 2,
@@ -290,7 +293,7 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
         epoch += 1
         state.completed_epochs = epoch
         state.history.append(logs)
-        state.stopped_early = bool(early_stopping.stopped_epoch > 0 or model.stop_training)
+        state.stopped_early = early_stopping.stopped_epoch > 0
         state.capture_callbacks(stateful)
         resume.save_checkpoint(model, state, checkpoint_dir)
         _write_history_csv(state, run_dir / "history.csv")

@@ -171,3 +171,17 @@ def test_text_only_model_runs_on_real_rows_without_images(shared_crisismmd, tmp_
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["dev"]["num_examples"] == 1573
     assert "test" not in metrics  # the test split is withheld here
+
+
+def test_mixed_precision_run_trains_in_bfloat16_and_restores_the_policy(demo_root, tmp_path):
+    run_dir = train(
+        tiny_config(demo_root, tmp_path, epochs=1, mixed_precision=True),
+        announce=lambda *_: None,
+    )
+    assert keras.config.dtype_policy().name == "float32"
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["test"]["num_examples"] == 16
+    model = keras.saving.load_model(run_dir / "best_model.keras")
+    assert model.get_layer("head_dense").dtype_policy.name == "mixed_bfloat16"
+    probabilities = pd.read_csv(run_dir / "predictions.tsv", sep="\t").filter(like="p_")
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)

@@ -192,6 +192,18 @@ def write_evaluation(run_dir: Path, results, frames, data: CrisisMMD) -> None:
         )
 
 
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision: bool):
+    """mixed_bfloat16 for the duration of a run, then the caller's policy."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
     """Runs (or resumes) the training run of `config`; returns its folder.
 
@@ -200,9 +212,11 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
     """
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    with _dtype_policy(config.mixed_precision):
+        return _train(config, announce, extra_callbacks)
 
+
+def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_config(run_dir, config)

@@ -37,6 +37,16 @@ from crisis_keras.models.text_backbone import (
 )
 from crisis_keras.models.unimodal import build_bert, build_densenet
 from crisis_keras.models import variants  # noqa: F401  (registers the variants)
+from crisis_keras.models.compact_bilinear import (
+    build_compact_bilinear_gated_pooling,
+    build_compact_bilinear_pooling,
+)
+from crisis_keras.models.feature_augmentation import (
+    build_ablation_mixup,
+    build_ablation_shuffle_within_class,
+)
+from crisis_keras.models.mmbt import build_mmbt
+from crisis_keras.models.score_fusion import build_score_fusion
 
 __all__ = [
     "CrisisModel",
@@ -44,10 +54,16 @@ __all__ = [
     "MODEL_NAMES",
     "ModelConfig",
     "TextEmbedding",
+    "build_ablation_mixup",
+    "build_ablation_shuffle_within_class",
     "build_bert",
+    "build_compact_bilinear_gated_pooling",
+    "build_compact_bilinear_pooling",
     "build_densenet",
     "build_image_backbone",
+    "build_mmbt",
     "build_model",
+    "build_score_fusion",
     "build_sse_cross",
     "densenet121_feature_extractor",
     "full_size_random_config",

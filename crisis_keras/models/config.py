@@ -14,6 +14,11 @@ Values the paper does not give (documented choices):
 - `image_pooling="flatten"`: eq. 3 projects the whole feature map, `W^T f_i`
   with f_i in R^{WxHxC}; "avg" (global average pooling first) is the cheaper
   option.
+- `bilinear_dim=8000` (the compact bilinear baselines): Fukui et al. use
+  d = 16000 for VQA's 3000 answers; half of it for CrisisMMD's 2-5 classes
+  keeps the sketch over 4x larger than the 1024 + 768 inputs.
+- `mixup_alpha=0.2` (Table 8's mix-up ablation): Zhang et al. find 0.1-0.4 best on ImageNet.
+- `mmbt_image_tokens=3`: N image embeddings of MMBT (Kiela et al. 2019).
 """
 
 import dataclasses
@@ -65,7 +70,13 @@ class ModelConfig:
         head_units: hidden units of the fully-connected layer (0 = none).
         head_activation: its activation.
         dropout: dropout rate before the classifier (0 = none).
-        seed: seed of the stochastic layers (SSE), None = random.
+        seed: seed of the stochastic layers (SSE, mix-up, shuffling) and of
+            the compact bilinear hashes, None = random.
+    Baselines (section 4.3, Table 8; ignored by the other models):
+        bilinear_dim: output size d of compact bilinear pooling (Fukui et al.
+            2016: 16000).
+        mixup_alpha: Beta(alpha, alpha) of mix-up (Zhang et al. 2018).
+        mmbt_image_tokens: N, image embeddings fed to BERT by MMBT.
     """
 
     image_backbone: str = "densenet121"
@@ -95,6 +106,10 @@ class ModelConfig:
     dropout: float = 0.5
     seed: Optional[int] = None
 
+    bilinear_dim: int = 8000
+    mixup_alpha: float = 0.2
+    mmbt_image_tokens: int = 3
+
     def __post_init__(self):
         self.validate()
 
@@ -115,7 +130,7 @@ class ModelConfig:
                     f"ModelConfig.{field} must be one of {allowed}, "
                     f"got {getattr(self, field)!r}."
                 )
-        positive = ("image_size", "sequence_length", "projection_units")
+        positive = ("image_size", "sequence_length", "projection_units", "bilinear_dim", "mmbt_image_tokens")
         for field in positive:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -128,6 +143,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.sse_p0 must be in [0, 1] (eq. 10), got {self.sse_p0!r}.")
         if not float(self.sse_rho) >= 1.0:
             raise ValueError(f"ModelConfig.sse_rho must be >= 1 (eq. 9), got {self.sse_rho!r}.")
+        if not float(self.mixup_alpha) > 0.0:
+            raise ValueError(f"ModelConfig.mixup_alpha must be > 0, got {self.mixup_alpha!r}.")
         if self.image_size < 32:
             raise ValueError(f"ModelConfig.image_size must be >= 32, got {self.image_size}.")
         if not isinstance(self.text_backbone, str) or not self.text_backbone:

@@ -9,13 +9,14 @@ float32 under mixed precision too.
 import keras
 
 
-def classification_head(x, num_classes, head_units=256, head_activation="relu", dropout=0.5):
+def classification_head(x, num_classes, head_units=256, head_activation="relu", dropout=0.5, prefix=""):
     """Layers `head_dense` (if head_units > 0), `head_dropout` (if dropout > 0),
-    `classifier` (softmax over `num_classes`, float32)."""
+    `classifier` (softmax over `num_classes`, float32); their names start with
+    `prefix` (e.g. "image_" for the branches of `score_fusion`)."""
     if head_units:
-        x = keras.layers.Dense(head_units, activation=head_activation, name="head_dense")(x)
+        x = keras.layers.Dense(head_units, activation=head_activation, name=f"{prefix}head_dense")(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+        x = keras.layers.Dropout(dropout, name=f"{prefix}head_dropout")(x)
     return keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="classifier"
+        num_classes, activation="softmax", dtype="float32", name=f"{prefix}classifier"
     )(x)

@@ -72,6 +72,10 @@ def _ensure_builtin():
     import crisis_keras.models.sse_cross  # noqa: F401
     import crisis_keras.models.unimodal  # noqa: F401
     import crisis_keras.models.variants  # noqa: F401
+    import crisis_keras.models.compact_bilinear  # noqa: F401
+    import crisis_keras.models.feature_augmentation  # noqa: F401
+    import crisis_keras.models.mmbt  # noqa: F401
+    import crisis_keras.models.score_fusion  # noqa: F401
 
 
 def get_entry(name) -> ModelEntry:

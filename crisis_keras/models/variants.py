@@ -8,9 +8,10 @@ drop it explicitly; 3 is listed with them), and "cross-attention ->
 self-attention" as each modality gating itself (eq. 5-6 as printed,
 `gating="self"`). Table 8's ablations each change one thing of the full model.
 
-Not config overrides (need their own builders, to be added later): score
-fusion, compact bilinear pooling, gated CBP, MMBT, SSE -> within-class
-shuffling / mix-up.
+Not config overrides (own builders): score fusion (`score_fusion.py`),
+compact bilinear pooling and its gated form (`compact_bilinear.py`), SSE ->
+mix-up / within-class shuffling (`feature_augmentation.py`), MMBT
+(`mmbt.py`).
 """
 
 from crisis_keras.models.registry import register_variant

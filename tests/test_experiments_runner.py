@@ -1,9 +1,11 @@
-"""experiments/paper_tables.py: command line, dry run, report, one real run + report."""
+"""experiments/paper_tables.py (command line), runner.py and report.py: dry run, report,
+one real run + report."""
 
 import json
 import pathlib
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -11,10 +13,10 @@ from crisis_keras.data.crisismmd import load_crisismmd
 from crisis_keras.data.demo import make_demo_data
 from crisis_keras.training.config import TrainConfig
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from test_experiments_spec import ROOT, load_paper_tables  # noqa: E402
-
-pt = load_paper_tables()
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # experiments/ is not an installed package (setup.cfg)
+from experiments import paper_tables as pt  # noqa: E402  (the command line)
+from experiments import report, runner, spec  # noqa: E402
 
 TINY = ["--text-backbone", "tiny", "--image-backbone", "tiny", "--image-weights", "none",
         "--image-size", "32", "--resize-to", "36", "--epochs", "1", "--batch-size", "8",
@@ -91,6 +93,20 @@ def test_script_runs_standalone():
     assert "--dry-run" in result.stdout and "--text-backbone" in result.stdout
 
 
+def test_paper_tables_re_exports_the_public_names_of_spec_runner_and_report():
+    """`import paper_tables as pt` users see every public name of the three modules."""
+    for module in (spec, runner, report):
+        for name, value in vars(module).items():
+            if name.startswith("_") or isinstance(value, types.ModuleType):
+                continue
+            if getattr(value, "__module__", module.__name__) != module.__name__:
+                continue  # imported by the module (Path, TrainConfig, typing, ...)
+            assert name in pt.__all__, (module.__name__, name)
+            assert getattr(pt, name) is value, (module.__name__, name)
+    assert all(hasattr(pt, name) for name in pt.__all__)
+    assert pt.main.__module__ == "experiments.paper_tables"
+
+
 # ---- Dry run ----------------------------------------------------------------
 
 
@@ -100,7 +116,7 @@ def test_dry_run_lists_every_row_implemented_or_not(tmp_path, registered):
                     "--epochs", "2"], out=lines.append)
     assert code == 0
     text = "\n".join(lines)
-    for name, named in pt.named_configs().items():
+    for name, named in spec.named_configs().items():
         tag = "[implemented]" if named.model in registered else "[not implemented]"
         assert f"{tag:19s}{name}: {named.row!r} -> model {named.model}" in text, name
     assert "[reference]        best-from-table-3-4-5" in text
@@ -112,17 +128,17 @@ def test_dry_run_lists_every_row_implemented_or_not(tmp_path, registered):
 
 def test_unregistered_models_are_reported_not_skipped(tmp_path, registered):
     lines = []
-    outcomes = pt.run_tables([8], overrides={}, output_dir=tmp_path, dry_run=True,
-                             registered=registered - {"ablation_mixup"}, out=lines.append)
-    assert len(outcomes) == len(pt.TABLE_8.rows)
+    outcomes = runner.run_tables([8], overrides={}, output_dir=tmp_path, dry_run=True,
+                                 registered=registered - {"ablation_mixup"}, out=lines.append)
+    assert len(outcomes) == len(spec.TABLE_8.rows)
     status = {o.name: o.status for o in outcomes}
     assert status["table8-minus-sse-plus-mix-up"] == "not implemented"
     assert "[not implemented]  table8-minus-sse-plus-mix-up" in "\n".join(lines)
     assert set(status.values()) == {"planned", "not implemented"}
     # Without dry run too: reported, and the other rows are not affected.
-    outcomes = pt.run_tables([8], overrides={"data_dir": str(tmp_path)}, output_dir=tmp_path,
-                             rows=["minus-sse-plus-mix-up"], registered=registered - {"ablation_mixup"},
-                             out=lines.append)
+    outcomes = runner.run_tables([8], overrides={"data_dir": str(tmp_path)}, output_dir=tmp_path,
+                                 rows=["minus-sse-plus-mix-up"],
+                                 registered=registered - {"ablation_mixup"}, out=lines.append)
     assert [(o.name, o.status) for o in outcomes] == [
         ("table8-minus-sse-plus-mix-up", "not implemented")]
 
@@ -166,13 +182,13 @@ def split_metrics(accuracy, macro, weighted):
 def test_report_shows_only_finished_runs(tmp_path, registered):
     runs = tmp_path / "runs"
     sse = {"dev": split_metrics(0.5, 0.25, 0.125), "test": split_metrics(0.875, 0.5, 0.75)}
-    fake_run(runs, pt.named_config("table4-sse-cross-bert-densenet"), sse, finished=True)
-    fake_run(runs, pt.named_config("table4-feature-fusion"),
+    fake_run(runs, spec.named_config("table4-sse-cross-bert-densenet"), sse, finished=True)
+    fake_run(runs, spec.named_config("table4-feature-fusion"),
              {"dev": split_metrics(0.1, 0.9, 0.1), "test": split_metrics(0.9, 0.1, 0.8)})
-    fake_run(runs, pt.named_config("table4-bert"), None, completed_epochs=2)
-    fake_run(runs, pt.named_config("table4-densenet"), sse, model="bert")  # another run
-    paths = pt.write_reports([4, 6, 8], runs, tmp_path / "results",
-                             registered=registered - {"mmbt"}, out=lambda *a: None)
+    fake_run(runs, spec.named_config("table4-bert"), None, completed_epochs=2)
+    fake_run(runs, spec.named_config("table4-densenet"), sse, model="bert")  # another run
+    paths = report.write_reports([4, 6, 8], runs, tmp_path / "results",
+                                 registered=registered - {"mmbt"}, out=lambda *a: None)
     assert [p.name for p in paths] == ["table4.md", "table6.md", "table8.md"]
     table4, table6, table8 = (p.read_text() for p in paths)
 
@@ -208,12 +224,12 @@ def test_report_shows_only_finished_runs(tmp_path, registered):
 
 def test_table2_counts_the_data_layers_splits(tmp_path, demo_dir):
     lines = []
-    assert pt.run_tables([2], overrides={"data_dir": str(demo_dir)}, output_dir=tmp_path,
-                         out=lines.append) == []
-    pt.write_reports([2], tmp_path, tmp_path, out=lambda *a: None)
+    assert runner.run_tables([2], overrides={"data_dir": str(demo_dir)}, output_dir=tmp_path,
+                             out=lines.append) == []
+    report.write_reports([2], tmp_path, tmp_path, out=lambda *a: None)
     text = (tmp_path / "table2.md").read_text()
     rows = markdown_rows(text)
-    for row in pt.TABLE_2.rows:
+    for row in spec.TABLE_2.rows:
         data = load_crisismmd(demo_dir, row.task, setting=row.setting,
                               setting_c_experiment=row.experiment or 3)
         index = next(i for i, c in enumerate(rows)
@@ -256,15 +272,15 @@ def test_run_then_report_two_rows_of_table4(tmp_path, demo_dir):
     for label, name in (("DenseNet [30]", "densenet"),
                         ("SSE-Cross-BERT-DenseNet", "sse-cross-bert-densenet")):
         paper, ours = paper_and_ours(table4, label)
-        numbers = pt.TABLE_4.row(label).paper
-        assert paper[3:] == [f"{n.get(m):.2f}" for n in numbers for m in pt.METRICS]
+        numbers = spec.TABLE_4.row(label).paper
+        assert paper[3:] == [f"{n.get(m):.2f}" for n in numbers for m in spec.METRICS]
         assert ours[2] == "ours *"
         assert ours[3:] == [percent(metrics[name][s][m])
-                            for s in ("dev", "test") for m in pt.METRICS]
+                            for s in ("dev", "test") for m in spec.METRICS]
     _, ours = paper_and_ours(table4, "Feature Fusion")
     assert set(ours[3:]) == {"not run"}
     assert "text_backbone=tiny" in table4
     table8 = (results_dir / "table8.md").read_text()
     _, ours = paper_and_ours(table8, "SSE-Cross-BERT-DenseNet")
     assert ours[3:] == [percent(metrics["sse-cross-bert-densenet"]["test"][m])
-                        for m in pt.METRICS]
+                        for m in spec.METRICS]

@@ -1,7 +1,6 @@
-"""experiments/paper_tables.py: the spec of Tables 2-8 (no TensorFlow, no training)."""
+"""experiments/spec.py: the spec of Tables 2-8 (no TensorFlow, no training)."""
 
 import dataclasses
-import importlib.util
 import pathlib
 import re
 import sys
@@ -14,18 +13,8 @@ from crisis_keras.training.config import TrainConfig
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAPER_FILE = ROOT.parent / "shared" / "paper" / "abavisani2020-multimodal-crisis.txt"
 
-
-def load_paper_tables():
-    name = "experiments.paper_tables"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "paper_tables.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-pt = load_paper_tables()
+sys.path.insert(0, str(ROOT))  # experiments/ is not an installed package (setup.cfg)
+from experiments import spec  # noqa: E402
 
 SETTING_A_LABELS = [
     "DenseNet [30]", "BERT [17]", "Compact Bilinear Pooling[22]",
@@ -54,18 +43,18 @@ EXPECTED_MODELS = {
 
 def test_tables_3_to_8_rows_in_the_papers_order():
     for number in (3, 4, 5):
-        assert [r.label for r in pt.TABLES[number].rows] == SETTING_A_LABELS
-    assert [r.label for r in pt.TABLE_6.rows] == [
+        assert [r.label for r in spec.TABLES[number].rows] == SETTING_A_LABELS
+    assert [r.label for r in spec.TABLE_6.rows] == [
         "DenseNet [30]", "BERT [17]", "Score Fusion", "SSE-Cross-BERT-DenseNet",
         "Best from Table 3, 4, 5"]
-    assert [r.label for r in pt.TABLE_7.rows] == [
+    assert [r.label for r in spec.TABLE_7.rows] == [
         "DenseNet [30]", "BERT [17]", "Score Fusion", "SSE-Cross-BERT-DenseNet"]
-    assert [r.label for r in pt.TABLE_8.rows] == [
+    assert [r.label for r in spec.TABLE_8.rows] == [
         "SSE-Cross-BERT-DenseNet", "\u2212 Self-Attention", "\u2212 Cross-Attention",
         "\u2212 Cross-Attention + Co-Attention", "\u2212 Cross-Attention + Self-Attention",
         "\u2212 Dropout", "\u2212 SSE", "\u2212 SSE + Shuffling Within Class",
         "\u2212 SSE + Mix-up [68]"]
-    for table in pt.TABLES.values():
+    for table in spec.TABLES.values():
         for row in table.rows:
             assert row.model == EXPECTED_MODELS[row.label], (table.number, row.label)
 
@@ -74,18 +63,19 @@ def test_tasks_settings_and_splits_of_each_table():
     def shape(table):
         return [(c.key, c.task, c.setting, c.experiment, c.splits) for c in table.columns]
 
-    assert shape(pt.TABLE_3) == [("", "informative", "A", None, ("dev", "test"))]
-    assert shape(pt.TABLE_4) == [("", "humanitarian", "A", None, ("dev", "test"))]
-    assert shape(pt.TABLE_5) == [("", "severity", "A", None, ("dev", "test"))]
-    assert shape(pt.TABLE_6) == [("informative", "informative", "B", None, ("test",)),
+    assert shape(spec.TABLE_3) == [("", "informative", "A", None, ("dev", "test"))]
+    assert shape(spec.TABLE_4) == [("", "humanitarian", "A", None, ("dev", "test"))]
+    assert shape(spec.TABLE_5) == [("", "severity", "A", None, ("dev", "test"))]
+    assert shape(spec.TABLE_6) == [("informative", "informative", "B", None, ("test",)),
                                  ("humanitarian", "humanitarian", "B", None, ("test",))]
-    assert shape(pt.TABLE_7) == [(f"exp{e}", "humanitarian", "C", e, ("test",)) for e in (1, 2, 3)]
-    assert shape(pt.TABLE_8) == [("", "humanitarian", "A", None, ("test",))]
-    assert sorted(pt.ALL_TABLES) == [2, 3, 4, 5, 6, 7, 8]
+    assert shape(spec.TABLE_7) == [(f"exp{e}", "humanitarian", "C", e, ("test",))
+                                   for e in (1, 2, 3)]
+    assert shape(spec.TABLE_8) == [("", "humanitarian", "A", None, ("test",))]
+    assert sorted(spec.ALL_TABLES) == [2, 3, 4, 5, 6, 7, 8]
 
 
 def test_table7_columns_name_the_data_layers_setting_c_events():
-    titles = {c.experiment: c.title for c in pt.TABLE_7.columns}
+    titles = {c.experiment: c.title for c in spec.TABLE_7.columns}
     words = {"srilanka_floods": "Sri Lanka Floods", "hurricane_harvey": "Harvey",
              "hurricane_irma": "Irma", "mexico_earthquake": "Mexico earthquake"}
     for experiment, events in SETTING_C_EXPERIMENTS.items():
@@ -94,47 +84,50 @@ def test_table7_columns_name_the_data_layers_setting_c_events():
         assert set(words) - set(events) == {
             e for e in words if words[e] not in titles[experiment]}
     assert SETTING_C_TEST_EVENT == "california_wildfires"
-    assert "California wildfires" in pt.TABLE_7.caption
+    assert "California wildfires" in spec.TABLE_7.caption
 
 
 def test_every_row_has_numbers_for_every_printed_slot():
-    for table in pt.TABLES.values():
+    for table in spec.TABLES.values():
         for row in table.rows:
             assert len(row.paper) == len(table.slots()), (table.number, row.label)
             for numbers in row.paper:
-                assert isinstance(numbers, pt.PaperNumbers)
-                for metric in pt.METRICS:
+                assert isinstance(numbers, spec.PaperNumbers)
+                for metric in spec.METRICS:
                     value = numbers.get(metric)
                     assert value is None or 0 < value < 100
 
 
 def test_paper_numbers_of_key_rows():
     """Independent of the paper file: a few rows typed in again by hand."""
-    n = pt.PaperNumbers
-    assert pt.TABLE_3.row("sse-cross-bert-densenet").paper == (
+    n = spec.PaperNumbers
+    assert spec.TABLE_3.row("sse-cross-bert-densenet").paper == (
         n(89.51, 87.28, 88.75), n(89.33, 88.09, 89.35))
-    assert pt.TABLE_4.row("sse-cross-bert-densenet").paper == (
+    assert spec.TABLE_4.row("sse-cross-bert-densenet").paper == (
         n(91.14, 70.16, 90.88), n(91.14, 68.41, 91.82))
-    assert pt.TABLE_5.row("sse-cross-bert-densenet").paper == (
+    assert spec.TABLE_5.row("sse-cross-bert-densenet").paper == (
         n(74.58, 58.80, 72.55), n(72.65, 59.76, 70.41))
-    assert pt.TABLE_6.row("sse-cross-bert-densenet").paper == (
+    assert spec.TABLE_6.row("sse-cross-bert-densenet").paper == (
         n(90.05, 88.88, 89.9), n(93.46, 84.16, 93.35))
-    assert pt.TABLE_7.row("sse-cross-bert-densenet").paper == (
+    assert spec.TABLE_7.row("sse-cross-bert-densenet").paper == (
         n(62.56, 39.82, 62.08), n(84.02, 63.12, 83.55), n(86.30, 65.55, 85.93))
-    assert pt.TABLE_8.row("sse-cross-bert-densenet").paper == (n(91.14, 68.41, 91.82),)
-    assert pt.TABLE_4.row("mmbt").paper == (n(89.25, None, None), n(85.82, None, None))
-    assert pt.TABLE_4.paper_numbers(pt.TABLE_4.row("densenet"), "", "dev") == n(87.22, 55.85, 82.67)
-    assert pt.TABLE_7.paper_numbers(pt.TABLE_7.row("bert"), "exp1", "test") == n(31.96, 20.90, 27.21)
+    assert spec.TABLE_8.row("sse-cross-bert-densenet").paper == (n(91.14, 68.41, 91.82),)
+    assert spec.TABLE_4.row("mmbt").paper == (n(89.25, None, None), n(85.82, None, None))
+    assert spec.TABLE_4.paper_numbers(spec.TABLE_4.row("densenet"), "", "dev") == n(
+        87.22, 55.85, 82.67)
+    assert spec.TABLE_7.paper_numbers(spec.TABLE_7.row("bert"), "exp1", "test") == n(
+        31.96, 20.90, 27.21)
     # The paper reuses runs: Table 8's first row is Table 4's test row, and
     # "- SSE" is Attention Variant 1's test row.
-    assert pt.TABLE_8.rows[0].paper[0] == pt.TABLE_4.row("sse-cross-bert-densenet").paper[1]
-    assert pt.TABLE_8.row("minus-sse").paper[0] == pt.TABLE_4.row("attention-variant-1").paper[1]
-    assert pt.TABLE_6.row("best-from-table-3-4-5").paper[0] == pt.TABLE_3.rows[-1].paper[1]
+    assert spec.TABLE_8.rows[0].paper[0] == spec.TABLE_4.row("sse-cross-bert-densenet").paper[1]
+    assert (spec.TABLE_8.row("minus-sse").paper[0]
+            == spec.TABLE_4.row("attention-variant-1").paper[1])
+    assert spec.TABLE_6.row("best-from-table-3-4-5").paper[0] == spec.TABLE_3.rows[-1].paper[1]
 
 
 def test_table2_counts():
     rows = {(r.setting, r.label): (r.task, r.experiment, r.paper_train, r.paper_dev, r.paper_test)
-            for r in pt.TABLE_2.rows}
+            for r in spec.TABLE_2.rows}
     assert rows == {
         ("A", "Task1:"): ("informative", None, 7876, 553, 2821),
         ("A", "Task2:"): ("humanitarian", None, 1352, 540, 1467),
@@ -149,15 +142,15 @@ def test_table2_counts():
 
 def test_spec_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        pt.TABLE_4.rows[0].paper[0].accuracy = 1.0
+        spec.TABLE_4.rows[0].paper[0].accuracy = 1.0
     with pytest.raises(dataclasses.FrozenInstanceError):
-        pt.TABLE_4.rows[0].model = "bert"
+        spec.TABLE_4.rows[0].model = "bert"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        pt.TABLE_4.caption = "x"
+        spec.TABLE_4.caption = "x"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        pt.named_config("table4-bert").model = "densenet"
+        spec.named_config("table4-bert").model = "densenet"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        pt.TABLE_2.rows[0].paper_train = 1
+        spec.TABLE_2.rows[0].paper_train = 1
 
 
 # ---- Against the paper's text ------------------------------------------------
@@ -198,11 +191,11 @@ def printed_numbers(block, label, count):
 
 @pytest.mark.parametrize("number", [3, 4, 5, 6, 7, 8])
 def test_every_transcribed_number_equals_the_paper_text(paper_text, number):
-    table = pt.TABLES[number]
+    table = spec.TABLES[number]
     block = section(paper_text, number)
     for row in table.rows:
         expected = printed_numbers(block, row.label, 3 * len(table.slots()))
-        ours = [n.get(m) for n in row.paper for m in pt.METRICS]
+        ours = [n.get(m) for n in row.paper for m in spec.METRICS]
         assert ours == expected, (number, row.label)
     # No printed row of the table is missing from the spec.
     count = 3 * len(table.slots())
@@ -212,7 +205,7 @@ def test_every_transcribed_number_equals_the_paper_text(paper_text, number):
 
 def test_captions_equal_the_paper_text(paper_text):
     flat = " ".join(paper_text.split())
-    for number, table in pt.ALL_TABLES.items():
+    for number, table in spec.ALL_TABLES.items():
         assert f"Table {number}. {table.caption}" in flat, number
 
 
@@ -220,7 +213,7 @@ def test_table2_counts_equal_the_paper_text(paper_text):
     block = section(paper_text, 2)
     setting_blocks = re.split(r"^Setting ([ABC])\s*$", block, flags=re.MULTILINE)[1:]
     printed = dict(zip(setting_blocks[::2], setting_blocks[1::2]))
-    for row in pt.TABLE_2.rows:
+    for row in spec.TABLE_2.rows:
         expected = printed_numbers(printed[row.setting], row.label, 3)
         assert [row.paper_train, row.paper_dev, row.paper_test] == expected, row
 
@@ -238,9 +231,9 @@ def test_table7_training_sets_as_printed(paper_text):
 
 
 def test_named_configs_cover_every_row_and_column():
-    configs = pt.named_configs()
+    configs = spec.named_configs()
     expected = 0
-    for table in pt.TABLES.values():
+    for table in spec.TABLES.values():
         for row in table.rows:
             if row.is_reference:
                 assert not any(c.row == row.label and c.table == table.number
@@ -263,7 +256,7 @@ def test_named_configs_cover_every_row_and_column():
 
 
 def test_every_named_config_builds_a_valid_train_config(tmp_path):
-    for name, named in pt.named_configs().items():
+    for name, named in spec.named_configs().items():
         config = named.train_config(data_dir=str(tmp_path), output_dir=str(tmp_path / "runs"),
                                     epochs=2)
         assert isinstance(config, TrainConfig)
@@ -282,7 +275,7 @@ def test_every_named_config_builds_a_valid_train_config(tmp_path):
 
 
 def test_rows_fix_model_task_setting_and_run_name():
-    named = pt.named_config("table7-bert-exp1")
+    named = spec.named_config("table7-bert-exp1")
     for field in ("model", "task", "setting", "experiment", "run_name"):
         with pytest.raises(ValueError, match="cannot be overridden"):
             named.train_config(**{field: "x"})
@@ -293,7 +286,7 @@ def test_rows_fix_model_task_setting_and_run_name():
 
 
 def test_shared_run_is_the_same_configuration():
-    configs = pt.named_configs()
+    configs = spec.named_configs()
     shared = [c for c in configs.values() if c.shares_run_with]
     assert [c.name for c in shared] == ["table8-sse-cross-bert-densenet"]
     for named in shared:
@@ -302,10 +295,11 @@ def test_shared_run_is_the_same_configuration():
 
 
 def test_row_selection_by_slug_label_or_model():
-    assert [r.label for r in pt.select_rows(pt.TABLE_8, ["minus-dropout", "co_attention"])] == [
+    rows = spec.select_rows(spec.TABLE_8, ["minus-dropout", "co_attention"])
+    assert [r.label for r in rows] == [
         "\u2212 Cross-Attention + Co-Attention", "\u2212 Dropout"]
-    assert [r.model for r in pt.select_rows(pt.TABLE_4, ["BERT [17]", "densenet"])] == [
+    assert [r.model for r in spec.select_rows(spec.TABLE_4, ["BERT [17]", "densenet"])] == [
         "densenet", "bert"]
-    assert pt.select_rows(pt.TABLE_7, ["mmbt"]) == ()
-    assert pt.slugify("\u2212 SSE + Mix-up [68]") == "minus-sse-plus-mix-up"
-    assert pt.slugify("Compact Bilinear Pooling[22]") == "compact-bilinear-pooling"
+    assert spec.select_rows(spec.TABLE_7, ["mmbt"]) == ()
+    assert spec.slugify("\u2212 SSE + Mix-up [68]") == "minus-sse-plus-mix-up"
+    assert spec.slugify("Compact Bilinear Pooling[22]") == "compact-bilinear-pooling"

@@ -1,0 +1,215 @@
+"""Runs the named configs of the paper's tables (`experiments/spec.py`).
+
+`run_tables` trains every row whose model is registered when it runs, one
+run folder per named config (`<output-dir>/<name>`); rows whose model is not
+registered are reported as "not implemented", never skipped silently.
+Running again resumes unfinished runs and skips finished ones through the
+trainer's own resume logic. Table 2 is counted, not trained (`count_splits`).
+
+TensorFlow is imported only when a run starts (or the registry is read).
+"""
+
+import dataclasses
+import gc
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from crisis_keras.training.config import TrainConfig
+from experiments.spec import METRICS, TABLE_2, TABLES, PaperTable, row_keys, select_rows
+
+SPLIT_COUNTS_FILE = "table2-split-counts.json"
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    name: str
+    table: int
+    row: str
+    model: str
+    run_dir: Path
+    status: str  # planned | not implemented | trained | resumed | already finished | shared | failed
+    metrics: Optional[Dict] = None
+    message: str = ""
+
+
+def registered_models() -> frozenset:
+    from crisis_keras.models import model_names  # imports TensorFlow
+
+    return frozenset(model_names())
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_state(run_dir: Path) -> Dict:
+    return read_json(run_dir / "checkpoint" / "state.json") or {}
+
+
+def _format_config(config: TrainConfig) -> str:
+    defaults = TrainConfig().to_dict()
+    values = config.to_dict()
+    first = ["task", "setting"] + (["experiment"] if config.setting == "C" else []) + ["model"]
+    parts = [f"{k}={values[k]}" for k in first]
+    parts += [f"{k}={v}" for k, v in values.items()
+              if k not in first and k not in ("output_dir", "run_name") and v != defaults[k]]
+    return " ".join(parts)
+
+
+def run_table(table: PaperTable, *, overrides: Dict, output_dir, rows=None, columns=None,
+              dry_run=False, stop_on_error=False, registered=None, out=print,
+              handled: Optional[Dict[str, str]] = None) -> List[RunOutcome]:
+    """Train (or plan) the named configs of `table`; returns one outcome each.
+
+    `overrides` are TrainConfig fields (data_dir, epochs, ...); `registered`
+    the registered model names (default: the registry, read now); `handled`
+    maps run folders already dealt with in this invocation to their config's
+    name (runs shared between tables are trained once).
+    """
+    registered = registered_models() if registered is None else frozenset(registered)
+    handled = {} if handled is None else handled
+    selected = select_rows(table, rows)
+    out(f"Table {table.number}: {table.caption}")
+    outcomes = []
+    for row in selected:
+        if row.is_reference:
+            out(f"  [reference]        {row.slug}: {row.label!r} is the paper's own "
+                f"summary row; no run (the report compares it with the best of our "
+                f"Tables {', '.join(map(str, row.best_of_tables))}).")
+    for named in table.named_configs(selected, columns):
+        config = named.train_config(output_dir=str(output_dir), **overrides)
+        run_dir = config.run_dir()
+        outcome = RunOutcome(named.name, table.number, named.row, named.model, run_dir, "planned")
+        outcomes.append(outcome)
+        label = f"{named.name}: {named.row!r} -> model {named.model}"
+        if named.model not in registered:
+            outcome.status = "not implemented"
+            outcome.message = f"model {named.model!r} is not registered"
+            out(f"  [not implemented]  {label} (not registered; nothing to run)")
+            continue
+        shared = f" (shares the run of {named.shares_run_with})" if named.shares_run_with else ""
+        if dry_run:
+            out(f"  [implemented]      {label}{shared}\n"
+                f"                     run: {run_dir}\n"
+                f"                     config: {_format_config(config)}")
+            continue
+        key = str(run_dir.resolve())
+        if key in handled:
+            outcome.status = "shared"
+            outcome.metrics = read_json(run_dir / "metrics.json")
+            outcome.message = f"same run as {handled[key]}"
+            out(f"  [shared]           {label}: same run as {handled[key]} ({run_dir})")
+            continue
+        handled[key] = named.name
+        state = run_state(run_dir)
+        if state.get("finished"):
+            outcome.status = "already finished"
+        elif state.get("completed_epochs"):
+            outcome.status = "resumed"
+        else:
+            outcome.status = "trained"
+        out(f"  [run]              {label}{shared} ({outcome.status}): {run_dir}")
+        try:
+            from crisis_keras.training.trainer import train
+
+            train(config, announce=lambda message: out(f"      {message}"))
+        except Exception as error:  # noqa: BLE001 (one row's failure must not stop the others)
+            outcome.status = "failed"
+            outcome.message = f"{type(error).__name__}: {error}"
+            out(f"  [failed]           {label}: {outcome.message}")
+            if stop_on_error:
+                raise
+        else:
+            outcome.metrics = read_json(run_dir / "metrics.json")
+        finally:
+            _release_memory()
+    return outcomes
+
+
+def _release_memory():
+    if "keras" in sys.modules:
+        import keras
+
+        keras.backend.clear_session()
+    gc.collect()
+
+
+def count_splits(overrides: Dict, out=print) -> Dict:
+    """Table 2 for our data: pairs per split, for every row of `TABLE_2`."""
+    from crisis_keras.data.crisismmd import load_crisismmd
+
+    data_dir = overrides.get("data_dir")
+    defaults = TrainConfig()
+    counts = {"data_dir": str(data_dir), "rows": {}}
+    for row in TABLE_2.rows:
+        try:
+            data = load_crisismmd(
+                data_dir, row.task, setting=row.setting,
+                image_root=overrides.get("image_root"),
+                humanitarian_labels=overrides.get("humanitarian_labels",
+                                                  defaults.humanitarian_labels),
+                setting_c_experiment=row.experiment or 3,
+                seed=overrides.get("seed", defaults.seed),
+            )
+            entry = {s: len(data.splits[s]) if s in data.splits else None
+                     for s in ("train", "dev", "test")}
+        except Exception as error:  # noqa: BLE001
+            entry = {"error": f"{type(error).__name__}: {error}"}
+        counts["rows"][row.key] = entry
+        out(f"  {row.key}: {entry}")
+    return counts
+
+
+def run_tables(numbers: Sequence[int], *, overrides: Dict, output_dir, rows=None, columns=None,
+               dry_run=False, stop_on_error=False, registered=None, out=print) -> List[RunOutcome]:
+    outcomes: List[RunOutcome] = []
+    handled: Dict[str, str] = {}
+    if rows:
+        known = {k for n in numbers if n in TABLES for k in row_keys(TABLES[n])}
+        unknown = [k for k in rows if k.lower() not in known]
+        if unknown:
+            raise SystemExit(f"unknown row(s) {unknown} for table(s) {list(numbers)}; "
+                             f"rows: {sorted(known)}")
+    if registered is None and any(n in TABLES for n in numbers):
+        registered = registered_models()
+    for number in numbers:
+        if number == 2:
+            out(f"Table 2: {TABLE_2.caption}")
+            if dry_run:
+                out("  [count]            split sizes of every setting (no training)")
+                continue
+            counts = count_splits(overrides, out=out)
+            path = Path(output_dir) / SPLIT_COUNTS_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+            out(f"  wrote {path}")
+            continue
+        table = TABLES[number]
+        if rows and not select_rows(table, rows):
+            continue
+        outcomes += run_table(table, overrides=overrides, output_dir=output_dir, rows=rows,
+                              columns=columns, dry_run=dry_run, stop_on_error=stop_on_error,
+                              registered=registered, out=out, handled=handled)
+    return outcomes
+
+
+def summarize(outcomes: Sequence[RunOutcome], out=print) -> None:
+    if not outcomes:
+        return
+    out("\nSummary (ours; test split):")
+    for o in outcomes:
+        test = (o.metrics or {}).get("test")
+        numbers = ("  acc {:.2f}  macro F1 {:.2f}  weighted F1 {:.2f}".format(
+            *(100 * test[m] for m in METRICS)) if test else "")
+        out(f"  {o.name:55s} {o.status:16s}{numbers}")
+    missing = sorted({o.model for o in outcomes if o.status == "not implemented"})
+    if missing:
+        out(f"Not implemented (not registered): {', '.join(missing)}")
+    for o in outcomes:
+        if o.status == "failed":
+            out(f"FAILED {o.name}: {o.message}")

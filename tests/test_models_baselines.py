@@ -7,18 +7,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support_models import BATCH, batch
+from support_models import tiny as support_tiny
 
-from crisis_keras.models import CrisisModel, build_model, model_names, resolve_config, tiny_config
+from crisis_keras.models import CrisisModel, build_model, model_names, resolve_config
 
-IMAGE_SIZE = 32
-BATCH = 4
-TEXTS = [
-    "Flood waters rising in Houston https://t.co/x1",
-    "donate  to the RED cross now",
-    "earthquake damage: buildings collapsed",
-    "just a sunny day at the beach",
-]
-LABELS = [0, 1, 0, 1]
 NEW = [
     "compact_bilinear_pooling",
     "compact_bilinear_gated_pooling",
@@ -31,20 +24,7 @@ WITH_LABEL_INPUT = {"score_fusion", "ablation_mixup", "ablation_shuffle_within_c
 
 
 def tiny(**overrides):
-    values = dict(image_size=IMAGE_SIZE, sequence_length=16, seed=0, bilinear_dim=256)
-    values.update(overrides)
-    return tiny_config(**values)
-
-
-def batch(labels=True):
-    rng = np.random.default_rng(0)
-    features = {
-        "text": tf.constant(TEXTS),
-        "image": tf.constant(rng.uniform(0, 255, (BATCH, IMAGE_SIZE, IMAGE_SIZE, 3)), tf.float32),
-    }
-    if labels:
-        features["sse_label"] = tf.constant(LABELS, tf.int32)
-    return features, tf.constant(LABELS, tf.int32)
+    return support_tiny(**{"bilinear_dim": 256, **overrides})
 
 
 def build(name, **overrides):

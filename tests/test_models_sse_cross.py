@@ -4,17 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support_models import BATCH, TEXTS, batch, tiny
 
-from crisis_keras.models import CrisisModel, build_model, model_names, tiny_config
+from crisis_keras.models import CrisisModel, build_model, model_names
 
-IMAGE_SIZE = 32
-BATCH = 4
-TEXTS = [
-    "Flood waters rising in Houston https://t.co/x1",
-    "donate  to the RED cross now",
-    "earthquake damage: buildings collapsed",
-    "just a sunny day at the beach",
-]
 READABLE_NAMES = [
     "tweet_normalization", "text_preprocessor", "text_backbone", "text_cls",
     "image_normalization", "image_backbone", "sse", "image_projection",
@@ -27,23 +20,6 @@ BUILTIN = [
     "ablation_no_cross_attention", "ablation_self_gating", "ablation_no_dropout",
     "ablation_no_sse",
 ]
-
-
-def tiny(**overrides):
-    values = dict(image_size=IMAGE_SIZE, sequence_length=16, seed=0)
-    values.update(overrides)
-    return tiny_config(**values)
-
-
-def batch(labels=True):
-    rng = np.random.default_rng(0)
-    features = {
-        "text": tf.constant(TEXTS),
-        "image": tf.constant(rng.uniform(0, 255, (BATCH, IMAGE_SIZE, IMAGE_SIZE, 3)), tf.float32),
-    }
-    if labels:
-        features["sse_label"] = tf.constant([0, 1, 0, 1], tf.int32)
-    return features, tf.constant([0, 1, 0, 1], tf.int32)
 
 
 @pytest.fixture(scope="module")

@@ -25,3 +25,27 @@ from crisis_keras.data.settings import select_setting
 from crisis_keras.data.tasks import TASK_NAMES
 from crisis_keras.data.tasks import Task
 from crisis_keras.data.tasks import get_task
+
+__all__ = [
+    "COLUMNS",
+    "CrisisMMD",
+    "CrisisMMDFormatError",
+    "default_image_root",
+    "find_split_file",
+    "fix_mojibake",
+    "get_task",
+    "load_crisismmd",
+    "make_consistent",
+    "normalize_tweet",
+    "normalize_tweet_tf",
+    "read_split_file",
+    "read_splits",
+    "resolve_split_dir",
+    "select_setting",
+    "SETTING_C_EXPERIMENTS",
+    "SETTING_C_TEST_EVENT",
+    "SETTINGS",
+    "SPLITS",
+    "Task",
+    "TASK_NAMES",
+]

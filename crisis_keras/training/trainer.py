@@ -15,10 +15,9 @@ import contextlib
 import io
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 

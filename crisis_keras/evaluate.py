@@ -57,7 +57,13 @@ def evaluate_run(run_dir, split="test", data_dir=None, image_root=None):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    metrics, predictions = evaluate_run(args.run_dir, args.split, args.data_dir, args.image_root)
+    try:
+        metrics, predictions = evaluate_run(
+            args.run_dir, args.split, args.data_dir, args.image_root
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"crisis_keras.evaluate: error: {err}", file=sys.stderr)
+        return 2
     text = json.dumps(metrics, indent=2, sort_keys=True)
     print(text)
     if args.output:

@@ -81,7 +81,11 @@ def main(argv=None) -> int:
     # Imported here so that --help and the line above come before TensorFlow loads.
     from crisis_keras.training.trainer import train
 
-    train(config_from_args(args))
+    try:
+        train(config_from_args(args))
+    except (ValueError, FileNotFoundError) as err:  # bad data, config or weights
+        print(f"crisis_keras.train: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

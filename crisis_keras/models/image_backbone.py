@@ -45,9 +45,18 @@ def densenet121_feature_extractor(
         name: the model's name (a nested model in the fusion graph).
     """
     weights = _check_weights(weights)
-    base = keras.applications.DenseNet121(
-        include_top=False, weights=weights, input_shape=tuple(input_shape), pooling=None
-    )
+    try:
+        base = keras.applications.DenseNet121(
+            include_top=False, weights=weights, input_shape=tuple(input_shape), pooling=None
+        )
+    except Exception as err:  # keras raises a bare Exception on a failed download
+        if weights != "imagenet":
+            raise
+        raise ValueError(
+            f"could not download DenseNet121 ImageNet weights: {err}. Offline, pass a "
+            "local DenseNet121 (no top) .weights.h5/.h5 file, or None for random weights "
+            "(--image-weights PATH|none)."
+        ) from err
     # Re-wrap to give the nested model a readable name (the application
     # is called "densenet121"); weights and layers are shared, not copied.
     return keras.Model(base.input, base.output, name=name)

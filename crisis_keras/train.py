@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=TASK_NAMES + ("damage",))
     p.add_argument("--data-dir", default=None,
                    help="CrisisMMD split folder or dataset root (default: embedded demo data).")
+    p.add_argument("--data-format", default=_DEFAULTS.data_format, choices=("crisismmd", "medic"),
+                   help="crisismmd, or medic: a folder of MEDIC <name>_{train,dev,test}.tsv "
+                   "image files (image-only models; needs --data-dir).")
+    p.add_argument("--events", default=None,
+                   help="comma-separated event_name values to keep in every split, "
+                   "e.g. srilanka_floods.")
     p.add_argument("--image-root", default=None,
                    help="folder holding data_image/ (default: found from --data-dir).")
     p.add_argument("--setting", default=_DEFAULTS.setting, choices=("A", "B", "C"))

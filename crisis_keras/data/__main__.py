@@ -21,6 +21,10 @@ humanitarian Setting B training file, 5474 pairs disagree as raw strings, but
 No training row is dropped there: its pair labels are never
 `not_humanitarian` (only some text or image sides are, and those sides count
 as disagreeing).
+
+`--data-format medic` summarizes a MEDIC folder (`medic.py`) the same way;
+its `dev_split` records the fraction and seed of the stratified dev split
+made when the folder has no dev file.
 """
 
 import argparse
@@ -30,6 +34,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from crisis_keras.data import medic
 from crisis_keras.data.crisismmd import SPLITS
 from crisis_keras.data.crisismmd import CrisisMMDFormatError
 from crisis_keras.data.crisismmd import default_image_root
@@ -118,6 +123,36 @@ def summarize(
     return result
 
 
+def summarize_medic(
+    data_dir,
+    task_name: str,
+    image_root=None,
+    humanitarian_labels: str = "paper",
+    dev_fraction: float = medic.DEFAULT_DEV_FRACTION,
+    seed: int = 0,
+) -> dict:
+    """The `summary` of a MEDIC folder (`--data-format medic`, `medic.py`):
+    `files` as read, `splits` after dropping the task's left-out rows and,
+    without a dev file, the seeded stratified dev split."""
+    task = get_task(task_name, humanitarian_labels=humanitarian_labels)
+    root = image_root or data_dir
+    frames = medic.read_medic_splits(data_dir, task, image_root=root)
+    selected = medic.select_medic(
+        frames, task, dev_fraction=dev_fraction, seed=seed, announce=lambda _: None
+    )
+    return {
+        "data_format": "medic",
+        "task": task.name,
+        "humanitarian_labels": humanitarian_labels if task.name == "humanitarian" else None,
+        "data_dir": str(data_dir),
+        "image_root": str(root),
+        "class_names": list(task.class_names),
+        "files": {s: file_stats(f) for s, f in frames.items()},
+        "splits": {s: split_stats(f, task.class_names) for s, f in selected.items()},
+        "dev_split": None if "dev" in frames else {"dev_fraction": dev_fraction, "seed": seed},
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crisis_keras.data")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,19 +163,35 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--image-root", default=None)
     summary.add_argument("--experiment", default=3, type=int, choices=sorted(SETTING_C_EXPERIMENTS))
     summary.add_argument("--humanitarian-labels", default="paper", choices=HUMANITARIAN_LABEL_SETS)
-    summary.add_argument("--dev-fraction", default=0.15, type=float)
+    summary.add_argument("--data-format", default="crisismmd", choices=medic.DATA_FORMATS)
+    summary.add_argument("--dev-fraction", default=None, type=float,
+                         help="Setting C's dev sample (default 0.15); MEDIC's dev split "
+                         "without a dev file (default 0.2)")
     summary.add_argument("--seed", default=0, type=int)
     return parser
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
+
+    args = parse_args(_parser(), argv)
     try:
-        result = summarize(
-            args.data_dir, args.task, args.setting, image_root=args.image_root,
-            experiment=args.experiment, humanitarian_labels=args.humanitarian_labels,
-            dev_fraction=args.dev_fraction, seed=args.seed,
-        )
+        if args.data_format == "medic":
+            result = summarize_medic(
+                args.data_dir, args.task, image_root=args.image_root,
+                humanitarian_labels=args.humanitarian_labels, seed=args.seed,
+                dev_fraction=_or(args.dev_fraction, medic.DEFAULT_DEV_FRACTION),
+            )
+        else:
+            result = summarize(
+                args.data_dir, args.task, args.setting, image_root=args.image_root,
+                experiment=args.experiment, humanitarian_labels=args.humanitarian_labels,
+                dev_fraction=_or(args.dev_fraction, 0.15), seed=args.seed,
+            )
     except (CrisisMMDFormatError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,6 +17,8 @@ class TrainConfig:
     # What to learn, from which data.
     task: str = "severity"
     data_dir: Optional[str] = None  # None: the embedded demo data.
+    data_format: str = "crisismmd"  # or "medic": MEDIC image TSVs (data/medic.py).
+    events: Optional[str] = None  # comma-separated event_name filter, every split.
     image_root: Optional[str] = None
     setting: str = "A"
     experiment: int = 3  # Setting C's training set (Table 7): 1, 2 or 3.

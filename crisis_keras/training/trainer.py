@@ -24,6 +24,7 @@ import tensorflow as tf
 from crisis_keras.data.consistency import make_consistent
 from crisis_keras.data.crisismmd import CrisisMMD, load_crisismmd
 from crisis_keras.data.demo import ensure_demo_data
+from crisis_keras.data.medic import require_image_only
 from crisis_keras.data.pipeline import check_images, drop_bad_images, make_dataset
 from crisis_keras.evaluation import reports
 from crisis_keras.evaluation.metrics import classification_metrics
@@ -48,19 +49,44 @@ class RunConfigMismatch(ValueError):
 
 
 def load_data(config: TrainConfig) -> CrisisMMD:
-    """The run's CrisisMMD table; the embedded demo data without a data dir."""
-    data_dir = config.data_dir
-    if data_dir is None:
-        data_dir = str(ensure_demo_data())
-    return load_crisismmd(
-        data_dir,
-        config.task,
-        setting=config.setting,
-        image_root=config.image_root,
-        humanitarian_labels=config.humanitarian_labels,
-        setting_c_experiment=config.experiment,
-        seed=config.seed,
-    )
+    """The run's tables: CrisisMMD (the embedded demo data without a data dir)
+    or, with `data_format="medic"`, a MEDIC folder (`data/medic.py`); then
+    restricted to `config.events` when given (`data/events.py`)."""
+    from crisis_keras.data.events import filter_events
+    from crisis_keras.data.medic import DATA_FORMATS, load_medic
+
+    if config.data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"Unknown data_format {config.data_format!r}; expected one of {DATA_FORMATS}."
+        )
+    if config.data_format == "medic":
+        if config.data_dir is None:
+            raise ValueError(
+                "--data-format medic needs --data-dir (a folder holding <name>_train.tsv)."
+            )
+        data = load_medic(
+            config.data_dir,
+            config.task,
+            image_root=config.image_root,
+            humanitarian_labels=config.humanitarian_labels,
+            setting=config.setting,
+            seed=config.seed,
+            announce=lambda message: print(f"crisis_keras: {message}", file=sys.stderr),
+        )
+    else:
+        data_dir = config.data_dir
+        if data_dir is None:
+            data_dir = str(ensure_demo_data())
+        data = load_crisismmd(
+            data_dir,
+            config.task,
+            setting=config.setting,
+            image_root=config.image_root,
+            humanitarian_labels=config.humanitarian_labels,
+            setting_c_experiment=config.experiment,
+            seed=config.seed,
+        )
+    return filter_events(data, config.events) if config.events else data
 
 
 def fail_on_missing_images(data: CrisisMMD, config: TrainConfig) -> None:

@@ -51,7 +51,9 @@ def evaluate_run(run_dir, split="test", data_dir=None, image_root=None):
             f"{data.data_dir} has no {split} split for task {config.task} "
             f"(found: {sorted(data.splits)})."
         )
-    results, frames = trainer.evaluate_model(model, data, config, (split,))
+    # A run trained on cached features is evaluated on them (see `features`).
+    store = trainer.feature_store(config)
+    results, frames = trainer.evaluate_model(model, data, config, (split,), store)
     return results[split], frames[0]
 
 

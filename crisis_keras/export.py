@@ -19,6 +19,10 @@ preprocess_for_eval`, the model's own `tweet_normalization` and
 would store them twice). The class names, the task and the run's config
 travel with it: `assets/{classes.json,config.json,vocab.txt}`, the `metadata`
 signature and the `class_names`/`task`/`config_json` variables.
+
+A run trained on cached features (`train --features`) is exported whole: the
+cache's frozen backbones in front of the trained head
+(`features.compose.compose_with_backbones`), so it serves raw posts too.
 """
 
 import argparse
@@ -114,6 +118,13 @@ def export_run(run_dir, out, version=None, token_ids=True) -> dict:
 
     # compile=False: no optimizer, so its slot variables (SGD momentum) stay out.
     model = keras.saving.load_model(run_dir / BEST_MODEL, compile=False)
+    if config.get("features_dir"):
+        # Trained on cached features: put the cache's frozen backbones back
+        # in front of the head, so the export takes raw text and image bytes.
+        from crisis_keras.features.compose import compose_with_backbones
+        from crisis_keras.features.store import FeatureStore
+
+        model = compose_with_backbones(model, FeatureStore(config["features_dir"]), len(class_names))
     image_size = int(config.get("image_size", 224))
     resize_to = int(config.get("resize_to", 228))
     names = [t.name for t in model.inputs] if not isinstance(model.input, dict) else list(model.input)

@@ -67,13 +67,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-examples", type=int, default=None)
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--features", dest="features_dir", default=None, metavar="FEATURES_DIR",
+                   help="train on a frozen-backbone feature cache made by `python -m "
+                   "crisis_keras.features extract`; backbone options default to the cache's.")
     p.add_argument("--output-dir", default=_DEFAULTS.output_dir)
     p.add_argument("--run-name", default=None)
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+# Options that describe the backbones: with --features they default to the cache's.
+_BACKBONE_OPTIONS = {
+    "text_backbone": "--text-backbone", "image_backbone": "--image-backbone",
+    "image_weights": "--image-weights", "sequence_length": "--sequence-length",
+    "image_size": "--image-size", "resize_to": "--resize-to",
+}
+
+
+def _given_options(argv) -> set:
+    """The long options present on the command line (`--x` or `--x=v`)."""
+    argv = sys.argv[1:] if argv is None else argv
+    return {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+
+
+def fill_from_feature_cache(values: dict, given: set) -> dict:
+    """Backbone options the user did not give, taken from the cache manifest."""
+    from crisis_keras.features.manifest import read_manifest
+
+    spec = read_manifest(values["features_dir"])["spec"]
+    for field, flag in _BACKBONE_OPTIONS.items():
+        # None is a real value for image_weights (random init) of an image cache.
+        cached = spec.get(field) is not None or (field == "image_weights" and spec.get("image_backbone"))
+        if flag not in given and cached:
+            values[field] = spec[field]
+    return values
+
+
+def config_from_args(args: argparse.Namespace, given=None) -> TrainConfig:
     values = vars(args).copy()
+    if values.get("features_dir"):
+        values = fill_from_feature_cache(values, given if given is not None else set())
     values["task"] = "severity" if values["task"] == "damage" else values["task"]
     return TrainConfig.from_dict(values)
 
@@ -92,7 +124,7 @@ def main(argv=None) -> int:
     from crisis_keras.training.trainer import train
 
     try:
-        train(config_from_args(args))
+        train(config_from_args(args, _given_options(argv)))
     except (ValueError, FileNotFoundError) as err:  # bad data, config or weights
         print(f"crisis_keras.train: error: {err}", file=sys.stderr)
         return 2

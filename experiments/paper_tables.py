@@ -45,6 +45,7 @@ from experiments.report import (  # noqa: E402
     write_reports,
 )
 from experiments.runner import (  # noqa: E402
+    NOT_ON_FEATURES,
     SPLIT_COUNTS_FILE,
     RunOutcome,
     count_splits,
@@ -53,6 +54,7 @@ from experiments.runner import (  # noqa: E402
     run_state,
     run_table,
     run_tables,
+    with_feature_cache_backbones,
     summarize,
 )
 from experiments.spec import (  # noqa: E402
@@ -90,8 +92,9 @@ __all__ = [
     "NamedConfig", "PaperNumbers", "PaperRow", "PaperTable", "SplitCountRow",
     "SplitCountTable", "named_config", "named_configs", "row_keys", "select_rows", "slugify",
     # experiments/runner.py
-    "SPLIT_COUNTS_FILE", "RunOutcome", "count_splits", "read_json", "registered_models",
-    "run_state", "run_table", "run_tables", "summarize",
+    "NOT_ON_FEATURES", "SPLIT_COUNTS_FILE", "RunOutcome", "count_splits", "read_json",
+    "registered_models", "run_state", "run_table", "run_tables", "summarize",
+    "with_feature_cache_backbones",
     # experiments/report.py
     "METRIC_HEADERS", "OurResult", "our_result", "render_table", "render_table2",
     "write_reports",
@@ -179,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the plan (row, model, config) without training")
     run.add_argument("--stop-on-error", action="store_true",
                      help="stop at the first failed run (default: go on, exit 1 at the end)")
+    run.add_argument("--features", dest="features_dir", default=argparse.SUPPRESS,
+                     metavar="FEATURES_DIR",
+                     help="train the rows on a frozen-backbone feature cache "
+                     "(python -m crisis_keras.features extract); MMBT rows are skipped")
     add_override_arguments(run)
 
     report = sub.add_parser("report", help="write results/tableN.md: ours next to the paper's")
@@ -187,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the runs are (default %(default)s)")
     report.add_argument("--results-dir", default=str(RESULTS_DIR),
                         help="where tableN.md goes (default: experiments/results)")
-    report.add_argument("--seed", type=int, default=0,
-                        help="report the runs made with this --seed (default 0)")
+    report.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="report the runs made with this --seed (default 0); several "
+                        "seeds: mean ± standard deviation over them")
     return parser
 
 
@@ -200,7 +208,8 @@ def main(argv=None, out=print) -> int:
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     if args.command == "report":
-        write_reports(numbers, args.output_dir, args.results_dir, seed=args.seed, out=out)
+        seed = args.seed[0] if len(args.seed) == 1 else args.seed
+        write_reports(numbers, args.output_dir, args.results_dir, seed=seed, out=out)
         return 0
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -213,6 +222,7 @@ def main(argv=None, out=print) -> int:
         unknown = sorted(set(args.columns) - known)
         if unknown:
             parser.error(f"unknown column(s) {unknown}; known: {sorted(known)}")
+    overrides = with_feature_cache_backbones(overrides)
     outcomes = run_tables(numbers, overrides=overrides, output_dir=args.output_dir,
                           rows=args.rows, columns=args.columns, dry_run=args.dry_run,
                           stop_on_error=args.stop_on_error, out=out)

@@ -82,13 +82,49 @@ def _slot_header(table: PaperTable, column: Column, split: str, metric: str) -> 
     return " ".join(p for p in parts if p)
 
 
-def render_table(table: PaperTable, output_dir, *, seed: int = 0,
+def _seeds(seed) -> List[int]:
+    return [int(seed)] if isinstance(seed, int) else [int(s) for s in seed]
+
+
+def _mean_spread(values: Sequence[float]) -> str:
+    """`mean ± sample standard deviation` in percent (n >= 2)."""
+    mean = sum(values) / len(values)
+    spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{100 * mean:.2f} ± {100 * spread:.2f}"
+
+
+def _data_line(results: Dict[Tuple[str, str], "OurResult"]) -> List[str]:
+    """What the finished runs trained on: data, events, backbones, feature cache."""
+    fields = ("data_dir", "data_format", "events", "text_backbone", "image_backbone",
+              "image_weights", "features_dir")
+    seen = []
+    for result in results.values():
+        config = read_json(result.run_dir / "config.json") if result.run_dir else None
+        if result.status != "finished" or not config:
+            continue
+        described = ", ".join(f"{k}={config[k]}" for k in fields if config.get(k) is not None)
+        if described not in seen:
+            seen.append(described)
+    return [f"Runs trained on: {'; '.join(f'`{d}`' for d in seen)}.", ""] if seen else []
+
+
+def render_table(table: PaperTable, output_dir, *, seed=0,
                  registered: Optional[frozenset] = None) -> str:
-    """Markdown: per row, the paper's numbers and ours (finished runs only)."""
+    """Markdown: per row, the paper's numbers and ours (finished runs only).
+
+    `seed` is one seed, or several: then each cell is the mean ± standard
+    deviation over the seeds' finished runs (a difference smaller than the
+    spread is not a result).
+    """
+    seeds = _seeds(seed)
+    seed = seeds[0]
     slots = table.slots()
     results: Dict[Tuple[str, str], OurResult] = {}
+    by_seed: Dict[Tuple[str, str], List[OurResult]] = {}
     for named in table.named_configs():
-        results[(named.row, named.column)] = our_result(named, output_dir, seed, registered)
+        key = (named.row, named.column)
+        by_seed[key] = [our_result(named, output_dir, s, registered) for s in seeds]
+        results[key] = by_seed[key][0]
 
     lines = [
         f"# Table {table.number}: {table.caption}",
@@ -96,11 +132,13 @@ def render_table(table: PaperTable, output_dir, *, seed: int = 0,
         f"**paper** = the numbers printed in Table {table.number} of {PAPER} "
         "(reference values, transcribed; '-' = not reported). **ours** = "
         f"`metrics.json` of finished runs under `{output_dir}`"
-        + (f" (seed {seed})" if seed else "")
+        + (f" (seed {seed})" if seed and len(seeds) == 1 else "")
+        + (f", mean ± standard deviation over seeds {', '.join(map(str, seeds))}"
+           if len(seeds) > 1 else "")
         + "; 'not run' = no finished run; * = a run whose configuration differs "
         "from the paper's (TrainConfig defaults), see Runs. All numbers in percent.",
         "",
-    ]
+    ] + _data_line(results)
     if any(c.title and c.short for c in table.columns):
         lines += ["Columns as printed: " + "; ".join(
             f"{c.short} = {c.title} (task {c.task}, Setting {c.setting}"
@@ -128,12 +166,22 @@ def render_table(table: PaperTable, output_dir, *, seed: int = 0,
             result = results[(row.label, column.key)]
             statuses.append(result.status)
             split_metrics = (result.metrics or {}).get(split)
-            if result.status == "finished" and split_metrics:
+            runs = [(r.metrics or {}).get(split) for r in by_seed[(row.label, column.key)]
+                    if r.status == "finished"]
+            runs = [m for m in runs if m]
+            if len(seeds) > 1 and len(runs) == len(seeds):
+                cells += [_mean_spread([m[metric] for m in runs]) for metric in METRICS]
+            elif len(seeds) > 1:
+                cells += [f"{len(runs)}/{len(seeds)} seeds run"] * len(METRICS)
+            elif result.status == "finished" and split_metrics:
                 cells += [_percent(split_metrics[m]) for m in METRICS]
             else:
                 cells += ["not run"] * len(METRICS)
         unique = sorted(set(statuses), key=statuses.index)
         label = "ours" if unique == ["finished"] else "ours: " + ", ".join(unique)
+        if any((read_json(results[(row.label, c.key)].run_dir / "config.json") or {}).get("features_dir")
+               for c in table.columns if results[(row.label, c.key)].run_dir):
+            label += " (frozen backbones, cached features)"
         if any(results[(row.label, c.key)].deviations for c in table.columns):
             label += " *"
         lines.append(_md_row(["", "", label] + cells))
@@ -200,7 +248,7 @@ def render_table2(output_dir) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(numbers: Sequence[int], output_dir, results_dir, *, seed: int = 0,
+def write_reports(numbers: Sequence[int], output_dir, results_dir, *, seed=0,
                   registered: Optional[frozenset] = None, out=print) -> List[Path]:
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)

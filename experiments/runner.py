@@ -61,6 +61,42 @@ def _format_config(config: TrainConfig) -> str:
     return " ".join(parts)
 
 
+# Rows that cannot train on a frozen-backbone feature cache, and why.
+NOT_ON_FEATURES = {
+    "mmbt": "MMBT feeds image regions into BERT's token sequence; fine-tune it "
+            "without --features",
+}
+
+
+def _not_on_features(model: str, features_dir, registered) -> str:
+    """Why `model` cannot train on the cache in `features_dir` ("" if it can)."""
+    if not features_dir or model not in registered:
+        return ""
+    if model in NOT_ON_FEATURES:
+        return NOT_ON_FEATURES[model]
+    from crisis_keras.features.run import feature_model_overrides
+    from crisis_keras.features.store import FeatureStore
+    from crisis_keras.models import build_model
+    from crisis_keras.models.crisis_model import model_modalities
+
+    store = FeatureStore(features_dir)
+    head = build_model(model, 2, **feature_model_overrides(store))  # no backbone: fast
+    lacking = [m for m in model_modalities(head) if m not in store.modalities]
+    if lacking:
+        return (f"the cache {features_dir} holds no {' or '.join(lacking)} features "
+                f"(it has {', '.join(store.modalities)})")
+    return ""
+
+
+def with_feature_cache_backbones(overrides: Dict) -> Dict:
+    """With `features_dir`, the backbone fields not given default to the cache's."""
+    if not overrides.get("features_dir"):
+        return overrides
+    from crisis_keras.train import fill_from_feature_cache
+
+    return fill_from_feature_cache(dict(overrides), {"--" + k.replace("_", "-") for k in overrides})
+
+
 def run_table(table: PaperTable, *, overrides: Dict, output_dir, rows=None, columns=None,
               dry_run=False, stop_on_error=False, registered=None, out=print,
               handled: Optional[Dict[str, str]] = None) -> List[RunOutcome]:
@@ -87,6 +123,12 @@ def run_table(table: PaperTable, *, overrides: Dict, output_dir, rows=None, colu
         outcome = RunOutcome(named.name, table.number, named.row, named.model, run_dir, "planned")
         outcomes.append(outcome)
         label = f"{named.name}: {named.row!r} -> model {named.model}"
+        reason = _not_on_features(named.model, config.features_dir, registered)
+        if reason:
+            outcome.status = "not on cached features"
+            outcome.message = reason
+            out(f"  [not on features]  {label}: {reason}")
+            continue
         if named.model not in registered:
             outcome.status = "not implemented"
             outcome.message = f"model {named.model!r} is not registered"

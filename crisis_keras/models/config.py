@@ -80,6 +80,13 @@ class ModelConfig:
             2016: 16000).
         mixup_alpha: Beta(alpha, alpha) of mix-up (Zhang et al. 2018).
         mmbt_image_tokens: N, image embeddings fed to BERT by MMBT.
+    Cached features (`crisis_keras.features`; frozen backbones):
+        feature_inputs: the model takes the backbones' outputs as inputs
+            (`image_features` f_i of eq. 1, `text_features` e_i of eq. 2)
+            instead of pixels and strings; every layer after the backbones is
+            the same, with the same names.
+        image_feature_shape: f_i's shape, e.g. (7, 7, 1280); text_feature_dim:
+            e_i's size, e.g. 384. Both required when `feature_inputs`.
     """
 
     image_backbone: str = "densenet121"
@@ -113,7 +120,13 @@ class ModelConfig:
     mixup_alpha: float = 0.2
     mmbt_image_tokens: int = 3
 
+    feature_inputs: bool = False
+    image_feature_shape: Optional[Tuple[int, ...]] = None
+    text_feature_dim: Optional[int] = None
+
     def __post_init__(self):
+        if isinstance(self.image_feature_shape, list):  # from JSON
+            object.__setattr__(self, "image_feature_shape", tuple(self.image_feature_shape))
         self.validate()
 
     def validate(self) -> "ModelConfig":
@@ -154,6 +167,19 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.text_backbone must be a non-empty string, got {self.text_backbone!r}."
             )
+        if self.feature_inputs:
+            shape = self.image_feature_shape
+            if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+                raise ValueError(
+                    "ModelConfig.image_feature_shape must be a tuple of positive ints "
+                    f"when feature_inputs=True, got {shape!r}."
+                )
+            dim = self.text_feature_dim
+            if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+                raise ValueError(
+                    "ModelConfig.text_feature_dim must be a positive int when "
+                    f"feature_inputs=True, got {dim!r}."
+                )
         if self.image_weights is not None and not isinstance(self.image_weights, str):
             raise ValueError(
                 "ModelConfig.image_weights must be 'imagenet', None or a file path, "

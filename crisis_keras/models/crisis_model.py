@@ -15,6 +15,9 @@ from crisis_keras.models.config import ModelConfig
 
 
 MODALITIES = ("text", "image")
+# Inputs that carry a modality: raw (`text`, `image`) or the backbones'
+# cached outputs (`text_features`, `image_features`; `crisis_keras.features`).
+MODALITY_INPUTS = {"text": ("text", "text_features"), "image": ("image", "image_features")}
 
 
 def model_input_names(model) -> tuple:
@@ -27,7 +30,12 @@ def model_input_names(model) -> tuple:
 def model_modalities(model) -> tuple:
     """The modalities (`text`, `image`) a model takes, in that order."""
     names = model_input_names(model)
-    return tuple(m for m in MODALITIES if m in names)
+    return tuple(m for m in MODALITIES if any(n in names for n in MODALITY_INPUTS[m]))
+
+
+def takes_cached_features(model) -> bool:
+    """True for a model built with `feature_inputs` (`*_features` inputs)."""
+    return any(name.endswith("_features") for name in model_input_names(model))
 
 
 @keras.saving.register_keras_serializable(package="crisis_keras")

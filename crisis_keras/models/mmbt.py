@@ -28,10 +28,9 @@ there works unchanged. Inputs: `text`, `image` (no `sse_label`).
 import keras
 
 from crisis_keras.layers import ImageRegionPooling, MultimodalBitransformer, TweetNormalization
-from crisis_keras.layers.image_normalization import ImageNormalization
 from crisis_keras.models.crisis_model import CrisisModel
 from crisis_keras.models.heads import classification_head
-from crisis_keras.models.image_backbone import build_image_backbone
+from crisis_keras.models.image_backbone import build_image_backbone, image_normalization_for
 from crisis_keras.models.registry import register_model
 from crisis_keras.models.sse_cross import model_inputs
 from crisis_keras.models.text_backbone import TextEmbedding, freeze_unused_pooler, load_text_encoder
@@ -44,11 +43,18 @@ from crisis_keras.models.text_backbone import TextEmbedding, freeze_unused_poole
 )
 def build_mmbt(num_classes, config, name="mmbt"):
     """Inputs `text` tf.string `[B]`, `image` float32 `[B, S, S, 3]` in 0..255;
-    output softmax `[B, num_classes]` (float32)."""
+    output softmax `[B, num_classes]` (float32). It cannot run on cached
+    features: its image regions enter BERT's token sequence."""
+    if config.feature_inputs:
+        raise ValueError(
+            "mmbt cannot train on cached features: it feeds DenseNet regions into "
+            "BERT as input tokens, so BERT must run on every step (cached [CLS] "
+            "embeddings do not contain them). Fine-tune it without --features."
+        )
     inputs = model_inputs(config)
     image_backbone = build_image_backbone(config.image_backbone, config.image_weights, config.image_size)
     image_backbone.trainable = bool(config.train_image_backbone)
-    f = image_backbone(ImageNormalization(name="image_normalization")(inputs["image"]))
+    f = image_backbone(image_normalization_for(config.image_backbone)(inputs["image"]))
     regions = ImageRegionPooling(config.mmbt_image_tokens, name="image_regions")(f)
 
     preprocessor, bert = load_text_encoder(config.text_backbone, config.sequence_length)

@@ -25,10 +25,9 @@ import keras
 from crisis_keras.layers import ScoreFusion
 from crisis_keras.models.crisis_model import CrisisModel
 from crisis_keras.models.heads import classification_head
-from crisis_keras.models.image_backbone import image_branch
+from crisis_keras.models.backbone_outputs import image_feature_map, text_embedding
 from crisis_keras.models.registry import register_model
 from crisis_keras.models.sse_cross import model_inputs
-from crisis_keras.models.text_backbone import text_branch
 
 
 @register_model(
@@ -41,18 +40,12 @@ def build_score_fusion(num_classes, config, name="score_fusion"):
     `sse_label` int32 `[B]` (training labels; required in training, optional
     otherwise); output the averaged softmax `[B, num_classes]` (float32)."""
     inputs = model_inputs(config, sse_label=True)
-    f = image_branch(
-        inputs["image"], config.image_backbone, config.image_weights, config.image_size,
-        trainable=config.train_image_backbone,
-    )
+    f = image_feature_map(inputs, config)
     x = keras.layers.GlobalAveragePooling2D(name="image_pooling")(f)
     p_image = classification_head(
         x, num_classes, config.head_units, config.head_activation, config.dropout, prefix="image_"
     )
-    e = text_branch(
-        inputs["text"], config.text_backbone, config.sequence_length, config.text_pooling,
-        trainable=config.train_text_backbone,
-    )
+    e = text_embedding(inputs, config)
     p_text = classification_head(
         e, num_classes, config.head_units, config.head_activation, config.dropout, prefix="text_"
     )

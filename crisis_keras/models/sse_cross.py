@@ -23,19 +23,33 @@ from crisis_keras.layers import (
 )
 from crisis_keras.models.crisis_model import CrisisModel
 from crisis_keras.models.heads import classification_head
-from crisis_keras.models.image_backbone import image_branch
+from crisis_keras.models.backbone_outputs import (
+    IMAGE_FEATURES,
+    TEXT_FEATURES,
+    image_feature_map,
+    text_embedding,
+)
 from crisis_keras.models.registry import register_model
-from crisis_keras.models.text_backbone import text_branch
 
 
 def model_inputs(config, text=True, image=True, sse_label=False):
     """The named `keras.Input`s: `text` (string, shape ()), `image` (float32
     `image_size x image_size x 3`, 0..255 RGB), `sse_label` (int32, shape (),
-    optional)."""
+    optional). With `config.feature_inputs` the backbones' cached outputs
+    replace the raw inputs: `text_features` (float32 `[text_feature_dim]`)
+    and `image_features` (float32 `image_feature_shape`)."""
     inputs = {}
-    if text:
+    if text and config.feature_inputs:
+        inputs[TEXT_FEATURES] = keras.Input(
+            shape=(config.text_feature_dim,), dtype="float32", name=TEXT_FEATURES
+        )
+    elif text:
         inputs["text"] = keras.Input(shape=(), dtype="string", name="text")
-    if image:
+    if image and config.feature_inputs:
+        inputs[IMAGE_FEATURES] = keras.Input(
+            shape=tuple(config.image_feature_shape), dtype="float32", name=IMAGE_FEATURES
+        )
+    elif image:
         size = config.image_size
         inputs["image"] = keras.Input(shape=(size, size, 3), dtype="float32", name="image")
     if sse_label:
@@ -45,20 +59,8 @@ def model_inputs(config, text=True, image=True, sse_label=False):
 
 def backbone_features(inputs, config):
     """(f_i, e_i): image feature map (or its global average) and [CLS] embedding."""
-    e = text_branch(
-        inputs["text"],
-        config.text_backbone,
-        config.sequence_length,
-        config.text_pooling,
-        trainable=config.train_text_backbone,
-    )
-    f = image_branch(
-        inputs["image"],
-        config.image_backbone,
-        config.image_weights,
-        config.image_size,
-        trainable=config.train_image_backbone,
-    )
+    e = text_embedding(inputs, config)
+    f = image_feature_map(inputs, config)
     if config.image_pooling == "avg":
         f = keras.layers.GlobalAveragePooling2D(name="image_pooling")(f)
     return f, e

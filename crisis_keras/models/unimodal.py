@@ -13,20 +13,16 @@ import keras
 
 from crisis_keras.models.crisis_model import CrisisModel
 from crisis_keras.models.heads import classification_head
-from crisis_keras.models.image_backbone import image_branch
+from crisis_keras.models.backbone_outputs import image_feature_map, text_embedding
 from crisis_keras.models.registry import register_model
 from crisis_keras.models.sse_cross import model_inputs
-from crisis_keras.models.text_backbone import text_branch
 
 
 @register_model("densenet", description="DenseNet121 image classifier", head_units=0, sse=False)
 def build_densenet(num_classes, config, name="densenet"):
     """Image-only classifier; input `image` float32 `[B, S, S, 3]` in 0..255."""
     inputs = model_inputs(config, text=False, image=True)
-    f = image_branch(
-        inputs["image"], config.image_backbone, config.image_weights, config.image_size,
-        trainable=config.train_image_backbone,
-    )
+    f = image_feature_map(inputs, config)
     x = keras.layers.GlobalAveragePooling2D(name="image_pooling")(f)
     outputs = classification_head(x, num_classes, config.head_units, config.head_activation, config.dropout)
     return CrisisModel(inputs, outputs, name=name)
@@ -36,9 +32,6 @@ def build_densenet(num_classes, config, name="densenet"):
 def build_bert(num_classes, config, name="bert"):
     """Text-only classifier; input `text` tf.string `[B]` (raw tweets)."""
     inputs = model_inputs(config, text=True, image=False)
-    e = text_branch(
-        inputs["text"], config.text_backbone, config.sequence_length, config.text_pooling,
-        trainable=config.train_text_backbone,
-    )
+    e = text_embedding(inputs, config)
     outputs = classification_head(e, num_classes, config.head_units, config.head_activation, config.dropout)
     return CrisisModel(inputs, outputs, name=name)

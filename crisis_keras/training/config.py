@@ -50,6 +50,9 @@ class TrainConfig:
     output_dir: str = "runs"
     run_name: Optional[str] = None
     max_train_examples: Optional[int] = None  # For quick looks only.
+    # Frozen backbones: train the head on a feature cache made by
+    # `python -m crisis_keras.features extract` (None: fine-tune end to end).
+    features_dir: Optional[str] = None
 
     def resolved_run_name(self) -> str:
         if self.run_name:
@@ -57,6 +60,9 @@ class TrainConfig:
         return (
             f"{self.task}-{self.model}-setting{self.setting}"
             + (f"{self.experiment}" if self.setting == "C" else "")
+            + ("-medic" if self.data_format == "medic" else "")
+            + (f"-{self.events.replace(',', '+')}" if self.events else "")
+            + ("-features" if self.features_dir else "")
             + f"-seed{self.seed}"
         )
 

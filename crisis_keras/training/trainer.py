@@ -107,7 +107,18 @@ def fail_on_missing_images(data: CrisisMMD, config: TrainConfig) -> None:
         )
 
 
-def build_run_model(config: TrainConfig, num_classes: int):
+def feature_store(config: TrainConfig):
+    """The run's feature cache (`--features DIR`), or None when fine-tuning."""
+    if not config.features_dir:
+        return None
+    from crisis_keras.features.store import FeatureStore
+
+    return FeatureStore(config.features_dir)
+
+
+def build_run_model(config: TrainConfig, num_classes: int, store=None):
+    """The run's registered model; on cached features when `store` is given,
+    after checking that the cache was made by the run's backbones."""
     overrides = dict(
         text_backbone=config.text_backbone,
         image_weights=config.image_weights,
@@ -119,7 +130,13 @@ def build_run_model(config: TrainConfig, num_classes: int):
         overrides["sse_p0"] = config.sse_p0
     if config.sse_rho is not None:
         overrides["sse_rho"] = config.sse_rho
-    return build_model(config.model, num_classes, **overrides)
+    if store is None:
+        return build_model(config.model, num_classes, **overrides)
+    from crisis_keras.features.run import check_run_against_cache, feature_model_overrides
+
+    model = build_model(config.model, num_classes, **overrides, **feature_model_overrides(store))
+    check_run_against_cache(store, config, model.model_config, model_modalities(model))
+    return model
 
 
 def compile_model(model, config: TrainConfig) -> None:
@@ -132,8 +149,20 @@ def compile_model(model, config: TrainConfig) -> None:
     )
 
 
-def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, seed):
+def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, seed,
+                split="train", store=None):
+    """Batches of `table` for `model`: from images and text, or, with a feature
+    `store`, from the cached features of `split` (`features.dataset`)."""
     names = model_input_names(model)
+    if store is not None:
+        from crisis_keras.features.dataset import make_feature_dataset
+
+        ds, _ = make_feature_dataset(
+            store, split, table, training=training, batch_size=config.batch_size,
+            seed=seed, modalities=model_modalities(model),
+            sse_labels="sse_label" in names, on_missing=config.on_bad_image,
+        )
+        return ds
     return make_dataset(
         table,
         training=training,
@@ -182,16 +211,24 @@ def _write_history_csv(state: resume.TrainingState, path: Path) -> None:
         pd.DataFrame(state.history).to_csv(path, index=False)
 
 
-def evaluate_model(model, data: CrisisMMD, config: TrainConfig, splits) -> Dict:
+def evaluate_model(model, data: CrisisMMD, config: TrainConfig, splits, store=None) -> Dict:
     """Metrics and predictions of `model` on each of `splits` present."""
     results, frames = {}, []
     for split in splits:
         table = data.splits.get(split)
         if table is None or len(table) == 0:
             continue
-        if "image" in model_modalities(model):
-            table, _ = drop_bad_images(table, config.on_bad_image)
-        ds = dataset_for(model, table, config, training=False, seed=config.seed)
+        if store is not None:
+            from crisis_keras.features.dataset import make_feature_dataset
+
+            ds, table = make_feature_dataset(
+                store, split, table, training=False, batch_size=config.batch_size,
+                modalities=model_modalities(model), on_missing=config.on_bad_image,
+            )
+        else:
+            if "image" in model_modalities(model):
+                table, _ = drop_bad_images(table, config.on_bad_image)
+            ds = dataset_for(model, table, config, training=False, seed=config.seed)
         probabilities = model.predict(ds, verbose=0)
         kept = table
         predicted = probabilities.argmax(axis=-1)
@@ -267,10 +304,12 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
         run_dir / CLASSES_FILE,
         {"task": data.task.name, "class_names": list(data.class_names)},
     )
-    model = build_run_model(config, len(data.class_names))
+    store = feature_store(config)
+    model = build_run_model(config, len(data.class_names), store)
+    require_image_only(model_modalities(model), config.data_format, config.model)
     compile_model(model, config)
     _write_summary(model, run_dir / "model_summary.txt")
-    if "image" in model_modalities(model):
+    if store is None and "image" in model_modalities(model):
         fail_on_missing_images(data, config)
 
     train_table = data.splits["train"]
@@ -279,7 +318,10 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
             n=min(config.max_train_examples, len(train_table)),
             random_state=config.seed,
         ).sort_index()
-    dev_ds = dataset_for(model, data.splits["dev"], config, training=False, seed=config.seed)
+    dev_ds = dataset_for(
+        model, data.splits["dev"], config, training=False, seed=config.seed,
+        split="dev", store=store,
+    )
 
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
         monitor="val_loss",
@@ -320,7 +362,7 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
             )
         train_ds = dataset_for(
             model, epoch_table, config, training=True,
-            seed=resume.epoch_seed(config.seed, epoch, "pipeline"),
+            seed=resume.epoch_seed(config.seed, epoch, "pipeline"), store=store,
         )
         history = model.fit(
             train_ds,
@@ -345,7 +387,7 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
         _write_history_csv(state, run_dir / "history.csv")
 
     best = keras.saving.load_model(run_dir / BEST_MODEL)
-    results, frames = evaluate_model(best, data, config, ("dev", "test"))
+    results, frames = evaluate_model(best, data, config, ("dev", "test"), store)
     write_evaluation(run_dir, results, frames, data)
     state.finished = True
     state.save(checkpoint_dir)

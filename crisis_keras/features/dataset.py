@@ -1,0 +1,99 @@
+"""Cached features -> `tf.data` batches for a model built with `feature_inputs`.
+
+`make_feature_dataset` is the cached counterpart of `data.pipeline.make_dataset`:
+batches of `(features, labels)` where `features["image_features"]` is f_i
+`[B, H, W, C]` and `features["text_features"]` e_i `[B, D]` (float32), plus
+`sse_label` when the model has SSE or a baseline that needs labels. Training
+shuffles with the given seed (a new dataset, and seed, per epoch) and, when
+the cache holds training crops, takes one of them per image at random, so
+the paper's crop-and-flip augmentation (section 4.5) survives caching;
+evaluation keeps the table order and the center crop. Rows are gathered from
+the memory-mapped arrays one batch at a time.
+"""
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from crisis_keras.features.store import FeatureStore
+from crisis_keras.models.backbone_outputs import IMAGE_FEATURES, TEXT_FEATURES
+
+
+def make_feature_dataset(
+    store: FeatureStore,
+    split: str,
+    table: pd.DataFrame,
+    *,
+    training: bool,
+    batch_size: int = 32,
+    seed: int = 0,
+    modalities=("text", "image"),
+    sse_labels: bool = False,
+    on_missing: str = "error",
+    label_column: str = "label_id",
+):
+    """(dataset, kept table): batches of one split's cached features.
+
+    Args:
+        store: the cache (`FeatureStore`).
+        split: the cache split the table's rows come from ("train", ...).
+        table: the rows to serve (possibly re-paired, Setting B).
+        training: shuffle and draw stored crops; otherwise table order.
+        seed: this dataset's shuffle and crop seed.
+        modalities: which features the model takes.
+        sse_labels: add `features["sse_label"]`.
+        on_missing: "error" or "drop" for rows absent from the cache.
+    """
+    image_rows, text_rows, keep = store.rows_for(split, table, modalities, on_missing)
+    kept = table.iloc[np.flatnonzero(keep)]
+    if len(kept) == 0:
+        raise ValueError(f"no {split} row of the table has cached features in {store.directory}.")
+    labels = kept[label_column].to_numpy().astype(np.int32)
+    n = len(kept)
+    order = np.arange(n)
+    image = store.array(split, "image") if "image" in modalities else None
+    crops = store.array(split, "image_crops") if ("image" in modalities and training) else None
+    text = store.array(split, "text") if "text" in modalities else None
+    rng = np.random.default_rng(seed)
+    crop_ids = np.full(n, -1, dtype=np.int64)
+    if training:
+        order = rng.permutation(n)
+        if crops is not None:
+            crop_ids = rng.integers(0, crops.shape[1], size=n)
+
+    def gather(positions):
+        positions = np.asarray(positions)
+        out = []
+        if image is not None:
+            rows = image_rows[positions]
+            if crops is not None:
+                out.append(np.asarray(crops[rows, crop_ids[positions]], dtype=np.float32))
+            else:
+                out.append(np.asarray(image[rows], dtype=np.float32))
+        if text is not None:
+            out.append(np.asarray(text[text_rows[positions]], dtype=np.float32))
+        return tuple(out)
+
+    signature = []
+    if image is not None:
+        signature.append(tf.TensorSpec([None, *image.shape[1:]], tf.float32))
+    if text is not None:
+        signature.append(tf.TensorSpec([None, text.shape[1]], tf.float32))
+
+    def to_batch(positions):
+        values = tf.numpy_function(gather, [positions], [s.dtype for s in signature], stateful=False)
+        features = {}
+        names = ([IMAGE_FEATURES] if image is not None else []) + ([TEXT_FEATURES] if text is not None else [])
+        for name, value, spec in zip(names, values, signature):
+            value.set_shape(spec.shape)
+            features[name] = value
+        batch_labels = tf.gather(labels, positions)
+        if sse_labels:
+            features["sse_label"] = batch_labels
+        return features, batch_labels
+
+    ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch_size)
+    ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.num_dropped = int((~keep).sum())
+    return ds, kept

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-bad-image", default=_DEFAULTS.on_bad_image, choices=("error", "drop"))
     p.add_argument("--max-train-examples", type=int, default=None)
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the data's random splits (MEDIC dev split, Setting C); "
+                   "default: --seed. Fix it to compare seeds on one split.")
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--features", dest="features_dir", default=None, metavar="FEATURES_DIR",
                    help="train on a frozen-backbone feature cache made by `python -m "

@@ -150,6 +150,20 @@ def test_dev_split_is_seeded_stratified_and_reported(tmp_path):
     assert list(other["dev"]["image_id"]) != list(dev["image_id"])
 
 
+def test_split_seed_fixes_the_dev_split_across_run_seeds(tmp_path):
+    from crisis_keras.training.config import TrainConfig
+    from crisis_keras.training.trainer import load_data
+
+    write_tsv(tmp_path / "m_train.tsv", severity_rows((25, 10, 15)))
+
+    def dev_ids(**values):
+        config = TrainConfig(task="severity", data_format="medic", data_dir=str(tmp_path), **values)
+        return list(load_data(config)["dev"]["image_id"])
+
+    assert dev_ids(seed=1, split_seed=0) == dev_ids(seed=0) == dev_ids(seed=2, split_seed=0)
+    assert dev_ids(seed=1) != dev_ids(seed=0)  # without it, the split follows --seed
+
+
 def test_dropped_rows_are_counted_and_a_dev_file_is_used_as_is(tmp_path):
     train = [medic_row(i, humanitarian=HUMANITARIAN[i % 4]) for i in range(8)]
     write_tsv(tmp_path / "m_train.tsv", train)

@@ -46,6 +46,9 @@ class TrainConfig:
     on_bad_image: str = "error"  # or "drop"
     # Run bookkeeping.
     seed: int = 0
+    # Seed of the data's random splits (MEDIC dev split, Setting C); None: `seed`.
+    # Fix it to compare model seeds on one split.
+    split_seed: Optional[int] = None
     mixed_precision: bool = False
     output_dir: str = "runs"
     run_name: Optional[str] = None

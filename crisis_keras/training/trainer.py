@@ -48,6 +48,12 @@ class RunConfigMismatch(ValueError):
     """The run folder holds a run with another configuration."""
 
 
+def data_seed(config: TrainConfig) -> int:
+    """The seed of the data's own random splits (MEDIC's dev split, Setting C):
+    `split_seed`, or the run's seed when it is None."""
+    return config.seed if config.split_seed is None else config.split_seed
+
+
 def load_data(config: TrainConfig) -> CrisisMMD:
     """The run's tables: CrisisMMD (the embedded demo data without a data dir)
     or, with `data_format="medic"`, a MEDIC folder (`data/medic.py`); then
@@ -70,7 +76,7 @@ def load_data(config: TrainConfig) -> CrisisMMD:
             image_root=config.image_root,
             humanitarian_labels=config.humanitarian_labels,
             setting=config.setting,
-            seed=config.seed,
+            seed=data_seed(config),
             announce=lambda message: print(f"crisis_keras: {message}", file=sys.stderr),
         )
     else:
@@ -84,7 +90,7 @@ def load_data(config: TrainConfig) -> CrisisMMD:
             image_root=config.image_root,
             humanitarian_labels=config.humanitarian_labels,
             setting_c_experiment=config.experiment,
-            seed=config.seed,
+            seed=data_seed(config),
         )
     return filter_events(data, config.events) if config.events else data
 

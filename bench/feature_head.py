@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     for epoch in range(args.epochs):
         ds = trainer.dataset_for(model, table, config, training=True, seed=epoch, store=store)
         started = time.perf_counter()
-        model.fit(ds, epochs=1, verbose=0)
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
         seconds.append(time.perf_counter() - started)
     steady = seconds[1:] or seconds
     pairs_per_second = len(table) * len(steady) / sum(steady)

@@ -166,10 +166,11 @@ def render_table(table: PaperTable, output_dir, *, seed=0,
             result = results[(row.label, column.key)]
             statuses.append(result.status)
             split_metrics = (result.metrics or {}).get(split)
-            runs = [(r.metrics or {}).get(split) for r in by_seed[(row.label, column.key)]
-                    if r.status == "finished"]
-            runs = [m for m in runs if m]
-            if len(seeds) > 1 and len(runs) == len(seeds):
+            finished = [r for r in by_seed[(row.label, column.key)] if r.status == "finished"]
+            runs = [m for m in ((r.metrics or {}).get(split) for r in finished) if m]
+            if finished and not runs:
+                cells += [f"no {split} split"] * len(METRICS)
+            elif len(seeds) > 1 and len(runs) == len(seeds):
                 cells += [_mean_spread([m[metric] for m in runs]) for metric in METRICS]
             elif len(seeds) > 1:
                 cells += [f"{len(runs)}/{len(seeds)} seeds run"] * len(METRICS)

@@ -58,7 +58,9 @@ def evaluate_run(run_dir, split="test", data_dir=None, image_root=None):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
+
+    args = parse_args(build_parser(), argv)
     try:
         metrics, predictions = evaluate_run(
             args.run_dir, args.split, args.data_dir, args.image_root

@@ -167,7 +167,9 @@ def export_run(run_dir, out, version=None, token_ids=True) -> dict:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
+
+    args = parse_args(build_parser(), argv)
     try:
         summary = export_run(args.run_dir, args.out, args.version, not args.no_token_ids)
     except (FileNotFoundError, FileExistsError, ValueError) as err:

@@ -241,7 +241,9 @@ def predict_file(model, input_path, output_path, batch_size=32, image_root=None,
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
+
+    args = parse_args(build_parser(), argv)
     try:
         written, skipped = predict_file(
             args.model, args.input, args.output, args.batch_size, args.image_root,

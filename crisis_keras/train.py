@@ -114,8 +114,10 @@ def config_from_args(args: argparse.Namespace, given=None) -> TrainConfig:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.data_dir is None:
+    from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
+
+    args = parse_args(build_parser(), argv)
+    if args.data_dir is None and args.data_format == "crisismmd":
         from crisis_keras.data.demo import default_demo_dir
 
         print(

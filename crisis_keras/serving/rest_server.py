@@ -322,7 +322,9 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
+
+    args = parse_args(build_parser(), argv)
     server = RestServer(args.model, args.name, args.host, args.port, quiet=not args.verbose)
     print(f"serving {server.service.loaded.path} as '{args.name}' version "
           f"{server.service.version} at {server.url}/v1/models/{args.name}", flush=True)

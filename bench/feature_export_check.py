@@ -39,7 +39,7 @@ def main(run, out) -> int:
     probs = np.concatenate(probs)
     expected = frame[[f"p_{c}" for c in summary["class_names"]]].to_numpy()
     d = np.abs(probs - expected)
-    print(f"rows {len(table)}: max |export - evaluate| {d.max():.2e}, mean {d.mean():.2e}; same argmax {np.mean(probs.argmax(1)==expected.argmax(1)):.4f}")
+    print(f"rows {len(table)}: max abs(export - evaluate) {d.max():.2e}, mean {d.mean():.2e}; same argmax {np.mean(probs.argmax(1)==expected.argmax(1)):.4f}")
     return 0
 
 

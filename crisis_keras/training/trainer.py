@@ -14,6 +14,7 @@ resumes from its last finished epoch with the same result.
 import contextlib
 import io
 import sys
+import time
 from pathlib import Path
 from typing import Dict
 
@@ -34,6 +35,7 @@ from crisis_keras.training import resume
 from crisis_keras.training.config import TrainConfig
 
 BEST_MODEL = "best_model.keras"
+TIMING_FILE = "timing.json"  # wall-clock seconds of the run (data, training, evaluation)
 CLASSES_FILE = "classes.json"
 
 
@@ -217,6 +219,12 @@ def _write_history_csv(state: resume.TrainingState, path: Path) -> None:
         pd.DataFrame(state.history).to_csv(path, index=False)
 
 
+def _write_wall_time(path: Path, seconds: float) -> None:
+    """`timing.json`: wall-clock seconds of the invocation that finished the run
+    (data loading, training and evaluation; a resumed run counts its last part)."""
+    reports.write_json_atomic(path, {"wall_seconds": round(seconds, 1)})
+
+
 def evaluate_model(model, data: CrisisMMD, config: TrainConfig, splits, store=None) -> Dict:
     """Metrics and predictions of `model` on each of `splits` present."""
     results, frames = {}, []
@@ -290,6 +298,7 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
 
 
 def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
+    started = time.perf_counter()
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = run_dir / "checkpoint"
@@ -396,6 +405,7 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     results, frames = evaluate_model(best, data, config, ("dev", "test"), store)
     write_evaluation(run_dir, results, frames, data)
     state.finished = True
+    _write_wall_time(run_dir / TIMING_FILE, time.perf_counter() - started)
     state.save(checkpoint_dir)
     for split, metrics in results.items():
         announce(

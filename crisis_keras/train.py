@@ -7,6 +7,9 @@ use). Running the same command again resumes an interrupted run.
 import argparse
 import sys
 
+from crisis_keras.data.paper_split import SPLIT_CHOICES
+from crisis_keras.data.setting_b import SETTING_B_UNIMODAL
+from crisis_keras.data.settings import SETTING_C_READINGS
 from crisis_keras.data.tasks import TASK_NAMES
 from crisis_keras.training.config import TrainConfig
 
@@ -37,8 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", default=_DEFAULTS.setting, choices=("A", "B", "C"))
     p.add_argument("--experiment", type=int, default=_DEFAULTS.experiment, choices=(1, 2, 3),
                    help="Setting C's training set (Table 7).")
+    p.add_argument("--setting-c-reading", default=_DEFAULTS.setting_c_reading,
+                   choices=SETTING_C_READINGS,
+                   help="Setting C's training pairs: agreeing (eq. 11), all_pairs (disagreeing "
+                   "too, as Setting B) or agreeing_by_tweet (every pair of a tweet with an "
+                   "agreeing pair); see data/README.md.")
+    p.add_argument("--split", default=_DEFAULTS.split, choices=SPLIT_CHOICES,
+                   help="official (the files' splits) or paper: every split file present, "
+                   "re-split by tweet with Table 2's proportions, seeded by --split-seed/--seed "
+                   "(the paper's own split was never published).")
     p.add_argument("--humanitarian-labels", default=_DEFAULTS.humanitarian_labels,
                    choices=("paper", "official"))
+    p.add_argument("--setting-b-unimodal", default=_DEFAULTS.setting_b_unimodal,
+                   choices=SETTING_B_UNIMODAL,
+                   help="Setting B, image- or text-only models: own_labels (default; every "
+                   "image / tweet once with its own label, section 4.2) or consistency "
+                   "(the consistency-swapped pairs with the pair label).")
     p.add_argument("--model", default=_DEFAULTS.model, help="a registered model name.")
     p.add_argument("--text-backbone", default=_DEFAULTS.text_backbone,
                    help="keras-hub preset name, local preset or Hugging Face BERT folder, "
@@ -67,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-examples", type=int, default=None)
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     p.add_argument("--split-seed", type=int, default=None,
-                   help="seed of the data's random splits (MEDIC dev split, Setting C); "
+                   help="seed of the data's random splits (MEDIC dev split, Setting C, --split paper); "
                    "default: --seed. Fix it to compare seeds on one split.")
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--features", dest="features_dir", default=None, metavar="FEATURES_DIR",

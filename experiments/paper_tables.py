@@ -8,6 +8,8 @@ Events in Social Media", CVPR 2020.
         [--rows ROW ...] [--columns COL ...] [--dry-run] [--stop-on-error]
         [TrainConfig overrides: --epochs 5 --text-backbone DIR --image-weights FILE ...]
     python experiments/paper_tables.py report --table 4 [--output-dir runs/paper] [--results-dir DIR]
+    python experiments/paper_tables.py tune-sse --task informative --data-dir PATH [--features DIR]
+        [--setting A|B|C] [--p0 ...] [--rho ...] [--seeds ...] [--epochs 10] [--dry-run]
 
 `--table` takes 2-8 (several allowed) or `all`.
 
@@ -19,6 +21,9 @@ this file is the command line and re-exports their public names, so
 Table 2 (split sizes) needs no training: `run --table 2` counts the pairs
 the data layer yields in every setting and `report --table 2` compares them
 with the paper's counts.
+
+`tune-sse` (`experiments/tune_sse.py`) tunes SSE's p0 and rho on dev over a
+grid (section 4.5) and records them where `run` applies them to SSE rows.
 
 Rows whose model is not registered when the command runs are reported as
 "not implemented", never skipped silently. The report fills in our numbers
@@ -36,6 +41,7 @@ if not __package__:  # run as a script: experiments/ is not an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crisis_keras.training.config import TrainConfig  # noqa: E402
+from experiments import tune_sse  # noqa: E402
 from experiments.report import (  # noqa: E402
     METRIC_HEADERS,
     OurResult,
@@ -197,12 +203,32 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="report the runs made with this --seed (default 0); several "
                         "seeds: mean ± standard deviation over them")
+
+    tune = sub.add_parser("tune-sse", help="tune SSE's p0 and rho on dev (section 4.5) for "
+                          "`run` (experiments/tune_sse.py)")
+    tune.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR,
+                      help="runs go to OUTPUT_DIR/tune-sse/, the choice to "
+                      "OUTPUT_DIR/tuned-sse.json (default %(default)s)")
+    tune.add_argument("--features", dest="features_dir", default=argparse.SUPPRESS,
+                      metavar="FEATURES_DIR", help="train on a frozen-backbone feature cache")
+    tune_sse.add_arguments(tune)
+    add_override_arguments(tune)
     return parser
 
 
 def main(argv=None, out=print) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "tune-sse":
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                     if hasattr(args, f.name) and f.name not in _NOT_OVERRIDABLE}
+        if overrides.get("data_dir") is None:
+            parser.error("tune-sse needs --data-dir (the CrisisMMD dataset root or split folder)")
+        try:
+            return tune_sse.main(args, overrides, output_dir=args.output_dir,
+                                 results_dir=RESULTS_DIR, out=out)
+        except ValueError as error:  # bad grid or options (runs report their own errors)
+            parser.error(str(error))
     try:
         numbers = _tables_arg(args.table)
     except argparse.ArgumentTypeError as error:

@@ -4,6 +4,8 @@
 `metrics.json` of finished runs (`experiments/runner.py`); anything else
 shows "not run", "unfinished", "not implemented" or "mismatch". A `*` marks
 runs whose configuration differs from the paper's (the TrainConfig defaults).
+SSE rows say under "Runs" which p0 and rho their run used and whether these
+were tuned on dev (`tune_sse.py`; tuned values are the paper's procedure, no `*`).
 """
 
 import dataclasses
@@ -21,9 +23,12 @@ from experiments.spec import (
     NamedConfig,
     PaperTable,
 )
+from experiments.tune_sse import describe_sse
 
 METRIC_HEADERS = {"accuracy": "Acc", "macro_f1": "Macro F1", "weighted_f1": "Weighted F1"}
 
+# Written by crisis_keras/training/late_fusion.py in a composed Score Fusion run.
+_LATE_FUSION_FILE = "late_fusion.json"
 # TrainConfig fields that say where a run lives rather than what it is.
 _BOOKKEEPING = {"data_dir", "image_root", "output_dir", "run_name"}
 
@@ -58,11 +63,13 @@ def our_result(named: NamedConfig, output_dir, seed: int = 0,
             return OurResult("mismatch", run_dir=run_dir,
                              note=f"{run_dir} holds another run ({differing})")
         defaults = TrainConfig().to_dict()
+        # SSE rows: which p0 / rho; values tuned on dev (tune-sse) are the paper's procedure.
+        sse_note, tuned = describe_sse(named, config, output_dir)
         deviations = ", ".join(
             f"{k}={config[k]}" for k in sorted(config)
             if k in defaults and k not in _BOOKKEEPING and k not in named.fixed_fields()
-            and config[k] != defaults[k])
-        return OurResult("finished", metrics, deviations, run_dir)
+            and k not in tuned and config[k] != defaults[k])
+        return OurResult("finished", metrics, deviations, run_dir, note=sse_note)
     if registered is not None and named.model not in registered:
         return OurResult("not implemented", run_dir=run_dir)
     state = run_state(run_dir)
@@ -197,6 +204,10 @@ def render_table(table: PaperTable, output_dir, *, seed=0,
                        else "; TrainConfig defaults (the paper's configuration)")
         if result.note:
             detail += f"; {result.note}"
+        fusion = read_json(result.run_dir / _LATE_FUSION_FILE) if result.run_dir else None
+        if result.status == "finished" and fusion:
+            detail += (f"; not trained: the mean of the probabilities of "
+                       f"`{fusion['image']['run_dir']}` and `{fusion['text']['run_dir']}`")
         shared = f" (the run of {named.shares_run_with})" if named.shares_run_with else ""
         lines.append(f"- `{named.name}` -> `{result.run_dir}`{shared}: {detail}")
     lines += ["", "## Notes", ""]

@@ -29,7 +29,8 @@ class RunOutcome:
     row: str
     model: str
     run_dir: Path
-    status: str  # planned | not implemented | trained | resumed | already finished | shared | failed
+    # planned | not implemented | trained | composed | resumed | already finished | shared | failed
+    status: str
     metrics: Optional[Dict] = None
     message: str = ""
 
@@ -117,8 +118,11 @@ def run_table(table: PaperTable, *, overrides: Dict, output_dir, rows=None, colu
             out(f"  [reference]        {row.slug}: {row.label!r} is the paper's own "
                 f"summary row; no run (the report compares it with the best of our "
                 f"Tables {', '.join(map(str, row.best_of_tables))}).")
+    from experiments.tune_sse import with_tuned_sse  # SSE rows: p0, rho tuned on dev
+
     for named in table.named_configs(selected, columns):
-        config = named.train_config(output_dir=str(output_dir), **overrides)
+        config = named.train_config(output_dir=str(output_dir),
+                                    **with_tuned_sse(named, overrides, output_dir))
         run_dir = config.run_dir()
         outcome = RunOutcome(named.name, table.number, named.row, named.model, run_dir, "planned")
         outcomes.append(outcome)
@@ -135,6 +139,10 @@ def run_table(table: PaperTable, *, overrides: Dict, output_dir, rows=None, colu
             out(f"  [not implemented]  {label} (not registered; nothing to run)")
             continue
         shared = f" (shares the run of {named.shares_run_with})" if named.shares_run_with else ""
+        fusion = _late_fusion_sources(table, named, config, overrides, output_dir)
+        if fusion:
+            shared += (f" (no training: the average of the runs of {fusion[0][0]} and "
+                       f"{fusion[1][0]}, section 4.2)")
         if dry_run:
             out(f"  [implemented]      {label}{shared}\n"
                 f"                     run: {run_dir}\n"
@@ -154,12 +162,18 @@ def run_table(table: PaperTable, *, overrides: Dict, output_dir, rows=None, colu
         elif state.get("completed_epochs"):
             outcome.status = "resumed"
         else:
-            outcome.status = "trained"
+            outcome.status = "composed" if fusion else "trained"
         out(f"  [run]              {label}{shared} ({outcome.status}): {run_dir}")
         try:
             from crisis_keras.training.trainer import train
 
-            train(config, announce=lambda message: out(f"      {message}"))
+            announce = lambda message: out(f"      {message}")  # noqa: E731
+            if fusion:
+                from crisis_keras.training.late_fusion import fuse_runs
+
+                fuse_runs(fusion[0][1], fusion[1][1], config, announce=announce)
+            else:
+                train(config, announce=announce)
         except Exception as error:  # noqa: BLE001 (one row's failure must not stop the others)
             outcome.status = "failed"
             outcome.message = f"{type(error).__name__}: {error}"
@@ -173,12 +187,45 @@ def run_table(table: PaperTable, *, overrides: Dict, output_dir, rows=None, colu
     return outcomes
 
 
+# Setting B's Score Fusion (section 4.2): the average of the same column's
+# image-only and text-only runs (`crisis_keras/training/late_fusion.py`).
+_LATE_FUSION = {"score_fusion": ("densenet", "bert")}
+
+
+def _late_fusion_sources(table: PaperTable, named, config: TrainConfig, overrides: Dict,
+                         output_dir):
+    """((name, run dir) of the image run, same of the text run) when `named`
+    is composed from them (Setting B, `setting_b_unimodal` own labels), else
+    None (it trains like any row)."""
+    if (named.model not in _LATE_FUSION or config.setting != "B"
+            or config.setting_b_unimodal not in (None, "own_labels")):
+        return None
+    sources = []
+    for model in _LATE_FUSION[named.model]:
+        found = [n for n in table.named_configs(columns=[named.column]) if n.model == model]
+        if not found:
+            raise ValueError(f"Table {table.number} has no {model!r} row in column "
+                             f"{named.column!r} for {named.name} to average.")
+        run_dir = found[0].train_config(output_dir=str(output_dir), **overrides).run_dir()
+        sources.append((found[0].name, run_dir))
+    return tuple(sources)
+
+
 def _release_memory():
     if "keras" in sys.modules:
         import keras
 
         keras.backend.clear_session()
     gc.collect()
+
+
+def _setting_c_pools(data, experiment: int) -> Dict[str, int]:
+    """Setting C's training pairs before the 15% dev hold-out, for every reading."""
+    from crisis_keras.data.crisismmd import read_splits
+    from crisis_keras.data.settings import SETTING_C_READINGS, setting_c_pool
+
+    frames = read_splits(data.data_dir, data.task, image_root=data.image_root)
+    return {r: len(setting_c_pool(frames, data.task, experiment, r)[0]) for r in SETTING_C_READINGS}
 
 
 def count_splits(overrides: Dict, out=print) -> Dict:
@@ -197,9 +244,13 @@ def count_splits(overrides: Dict, out=print) -> Dict:
                                                   defaults.humanitarian_labels),
                 setting_c_experiment=row.experiment or 3,
                 seed=overrides.get("seed", defaults.seed),
+                setting_c_reading=overrides.get("setting_c_reading", defaults.setting_c_reading),
+                split="official" if row.setting == "C" else overrides.get("split", defaults.split),
             )
             entry = {s: len(data.splits[s]) if s in data.splits else None
                      for s in ("train", "dev", "test")}
+            if row.setting == "C":
+                entry["pool_by_reading"] = _setting_c_pools(data, row.experiment)
         except Exception as error:  # noqa: BLE001
             entry = {"error": f"{type(error).__name__}: {error}"}
         counts["rows"][row.key] = entry

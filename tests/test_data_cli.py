@@ -61,3 +61,45 @@ def test_module_entry_point(tmp_path, write_crisismmd_tsv, make_pair_row):
         capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 2 and "california_wildfires" in proc.stderr
+
+
+def test_summary_setting_c_prints_every_reading_beside_the_paper(
+        tmp_path, write_crisismmd_tsv, make_pair_row, capsys):
+    folder = tmp_path / "hum"
+    vd, other = "vehicle_damage", "other_relevant_information"
+    train = [
+        make_pair_row("1_0", "a", vd, event="srilanka_floods"),
+        make_pair_row("2_0", "b", vd, vd, other, event="srilanka_floods"),
+        make_pair_row("3_0", "c", vd, "vehicle_damage", "infrastructure_and_utility_damage",
+                      event="hurricane_irma"),
+        make_pair_row("4_0", "d", other, event="california_wildfires"),
+    ]
+    write_crisismmd_tsv(folder / "task_humanitarian_text_img_train.tsv", train)
+    argv = ["summary", "--data-dir", str(folder), "--task", "humanitarian", "--setting", "C",
+            "--experiment", "2", "--setting-c-reading", "all_pairs"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    c = result["setting_c"]
+    assert c["reading"] == "all_pairs" and result["splits"]["test"]["rows"] == 1
+    assert result["splits"]["train"]["rows"] + result["splits"]["dev"]["rows"] == 3
+    assert "test split" in c["note"]
+    pools = {r: {e: v["pool"] for e, v in c["readings"][r].items()} for r in c["readings"]}
+    assert pools == {"agreeing": {"1": 1, "2": 1, "3": 1}, "all_pairs": {"1": 2, "2": 3, "3": 3},
+                     "agreeing_by_tweet": {"1": 1, "2": 1, "3": 1}}
+    paper = {e: (v["paper_train"], v["paper_test"]) for e, v in c["readings"]["agreeing"].items()}
+    assert paper == {"1": (174, 217), "2": (4037, 217), "3": (4761, 217)}
+    # the official label set merges vehicle damage into infrastructure: 3_0 agrees there
+    official = c["readings_by_label_set"]["official"]["agreeing"]
+    assert {e: v["pool"] for e, v in official.items()} == {"1": 1, "2": 2, "3": 2}
+    assert c["readings_by_label_set"]["paper"] == c["readings"]
+
+
+def test_summary_paper_split(tmp_path, write_crisismmd_tsv, make_pair_row, capsys):
+    root = _write(tmp_path, write_crisismmd_tsv, make_pair_row)
+    assert main(["summary", "--data-dir", str(root), "--task", "informative", "--split", "paper"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "paper" and set(result["splits"]) == {"train", "dev", "test"}
+    assert sum(s["rows"] for s in result["splits"].values()) == 4   # the agreeing pairs
+    assert main(["summary", "--data-dir", str(root), "--task", "informative", "--setting", "C",
+                 "--split", "paper"]) == 2
+    assert "settings A and B" in capsys.readouterr().err

@@ -4,7 +4,9 @@ import pytest
 
 from crisis_keras.data.crisismmd import read_split_file
 from crisis_keras.data.settings import SETTING_C_EXPERIMENTS
+from crisis_keras.data.settings import SETTING_C_READINGS
 from crisis_keras.data.settings import select_setting
+from crisis_keras.data.settings import setting_c_counts
 from crisis_keras.data.tasks import get_task
 
 TASK = get_task("humanitarian")
@@ -99,3 +101,68 @@ def test_bad_settings_raise(frames):
     only_wildfires = {"train": frames["train"][frames["train"]["event_name"] == "california_wildfires"]}
     with pytest.raises(ValueError, match="no agreeing pairs of event"):
         select_setting(only_wildfires, TASK, "C", experiment=1)
+
+
+# -- Setting C readings (settings.SETTING_C_READINGS) on a hand-made table ------------
+def _readings_frames(tmp_path, write_crisismmd_tsv, make_pair_row):
+    """Sri Lanka: tweet 10 (agree + disagree), 11 (disagree), 12 (two agree),
+    13 (dropped pair label), 14 (disagree + dropped); wildfires: 20 (agree + disagree)."""
+    sl, ca, vd, other = "srilanka_floods", "california_wildfires", "vehicle_damage", "other_relevant_information"
+    train = [
+        make_pair_row("10_0", "t", vd, event=sl),
+        make_pair_row("10_1", "t", vd, vd, other, event=sl),
+        make_pair_row("11_0", "t", other, vd, other, event=sl),
+        make_pair_row("13_0", "t", "not_humanitarian", event=sl),
+        make_pair_row("14_0", "t", vd, vd, other, event=sl),
+        make_pair_row("14_1", "t", "not_humanitarian", "not_humanitarian", vd, event=sl),
+        make_pair_row("20_1", "t", vd, vd, other, event=ca),
+    ]
+    dev = [
+        make_pair_row("12_0", "t", other, event=sl),
+        make_pair_row("12_1", "t", other, event=sl),
+        make_pair_row("20_0", "t", vd, event=ca),
+    ]
+    return {
+        split: read_split_file(write_crisismmd_tsv(tmp_path / f"{split}.tsv", rows), TASK)
+        for split, rows in (("train", train), ("dev", dev))
+    }
+
+
+@pytest.mark.parametrize("reading, pool, tweets", [
+    ("agreeing", 3, 2), ("all_pairs", 6, 4), ("agreeing_by_tweet", 4, 2),
+])
+def test_setting_c_counts_of_every_reading(tmp_path, write_crisismmd_tsv, make_pair_row,
+                                           reading, pool, tweets):
+    frames = _readings_frames(tmp_path, write_crisismmd_tsv, make_pair_row)
+    counts = setting_c_counts(frames, TASK, dev_fraction=0.25, seed=0)
+    assert set(counts) == set(SETTING_C_READINGS)
+    one = counts[reading][1]
+    assert (one["pool"], one["pool_tweets"], one["test"]) == (pool, tweets, 1)
+    assert one["train"] + one["dev"] <= pool and one["dev"] <= 3  # dev keeps agreeing pairs only
+    assert (one["paper_train"], one["paper_test"]) == (174, 217)
+    assert one["pool_events"] == {"srilanka_floods": pool}
+    assert counts[reading][2]["pool"] == pool and counts[reading][2]["paper_train"] == 4037
+    wildfires_only = {s: f[f["event_name"] == "california_wildfires"] for s, f in frames.items()}
+    missing = setting_c_counts(wildfires_only, TASK)[reading][3]
+    assert "srilanka_floods" in missing["error"] and missing["paper_train"] == 4761
+
+
+@pytest.mark.parametrize("reading, expected", [
+    ("agreeing", {"10_0", "12_0", "12_1"}),
+    ("all_pairs", {"10_0", "10_1", "11_0", "12_0", "12_1", "14_0"}),
+    ("agreeing_by_tweet", {"10_0", "10_1", "12_0", "12_1"}),
+])
+def test_setting_c_reading_selects_training_pairs(tmp_path, write_crisismmd_tsv, make_pair_row,
+                                                  reading, expected):
+    frames = _readings_frames(tmp_path, write_crisismmd_tsv, make_pair_row)
+    # 10% of at most 4 tweets rounds to no dev tweet: train is the whole pool
+    out = select_setting(frames, TASK, "C", experiment=1, dev_fraction=0.1, seed=3,
+                         setting_c_reading=reading)
+    assert set(out["train"]["image_id"]) == expected and out["dev"].empty
+    assert out["train"]["disagree"].any() == (reading != "agreeing")
+    assert out["test"]["image_id"].tolist() == ["20_0"]          # eq. 11 in every reading
+
+
+def test_unknown_setting_c_reading_raises(frames):
+    with pytest.raises(ValueError, match="Unknown Setting C reading 'tweets'"):
+        select_setting(frames, TASK, "C", setting_c_reading="tweets")

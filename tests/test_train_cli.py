@@ -48,3 +48,29 @@ def test_a_run_that_failed_to_start_takes_the_corrected_command(tmp_path, capsys
 def test_unknown_choices_are_refused_by_the_parser(flag):
     with pytest.raises(SystemExit):
         train_cli.build_parser().parse_args(["--task", "severity", flag, "Z"])
+
+
+def test_split_and_setting_c_reading_reach_the_data_loader(tmp_path, write_crisismmd_tsv, make_pair_row):
+    from crisis_keras.training.trainer import load_data
+
+    vd, other = "vehicle_damage", "other_relevant_information"
+    rows = [make_pair_row(f"{t}_0", "t", vd, event="srilanka_floods") for t in range(10, 40)]
+    rows += [make_pair_row(f"{t}_0", "t", vd, vd, other, event="srilanka_floods") for t in range(40, 50)]
+    rows += [make_pair_row(f"{t}_0", "t", other, event="california_wildfires") for t in range(50, 60)]
+    folder = tmp_path / "hum"
+    write_crisismmd_tsv(folder / "task_humanitarian_text_img_train.tsv", rows)
+    base = ["--task", "humanitarian", "--data-dir", str(folder)]
+
+    def load(*flags):
+        config = train_cli.config_from_args(train_cli.build_parser().parse_args(base + list(flags)))
+        return config, load_data(config)
+
+    config, data = load("--split", "paper", "--split-seed", "5")
+    assert config.split == "paper" and set(data.splits) == {"train", "dev", "test"}
+    assert sum(len(f) for f in data.splits.values()) == 40        # the agreeing pairs, re-split
+    assert "-paper-split" in config.resolved_run_name()
+    config, data = load("--setting", "C", "--experiment", "1", "--setting-c-reading", "all_pairs")
+    assert config.setting_c_reading == "all_pairs" and data["train"]["disagree"].any()
+    assert "settingC1-all_pairs" in config.resolved_run_name()
+    _, data = load("--setting", "C", "--experiment", "1")
+    assert not data["train"]["disagree"].any()                     # default: agreeing pairs

@@ -22,6 +22,15 @@ No training row is dropped there: its pair labels are never
 `not_humanitarian` (only some text or image sides are, and those sides count
 as disagreeing).
 
+`--setting C` adds `setting_c.readings`: for every reading of Setting C
+(`settings.SETTING_C_READINGS`) and experiment, the training pool before the
+15% dev hold-out (pairs and tweets), train / dev after it, test, and the
+paper's Table 2 counts beside them (`paper_train`, `paper_test`); for the
+humanitarian task also under the other label set (`readings_by_label_set`).
+The paper's counts include its test split: with test files withheld, ours
+pool train and dev only. `--split paper` summarizes the seeded re-split with
+Table 2's proportions (`paper_split.py`) instead of the files' splits.
+
 `--data-format medic` summarizes a MEDIC folder (`medic.py`) the same way;
 its `dev_split` records the fraction and seed of the stratified dev split
 made when the folder has no dev file.
@@ -40,9 +49,13 @@ from crisis_keras.data.crisismmd import CrisisMMDFormatError
 from crisis_keras.data.crisismmd import default_image_root
 from crisis_keras.data.crisismmd import read_splits
 from crisis_keras.data.crisismmd import resolve_split_dir
+from crisis_keras.data.paper_split import SPLIT_CHOICES
+from crisis_keras.data.paper_split import resplit_like_paper
 from crisis_keras.data.settings import SETTING_C_EXPERIMENTS
+from crisis_keras.data.settings import SETTING_C_READINGS
 from crisis_keras.data.settings import SETTINGS
 from crisis_keras.data.settings import select_setting
+from crisis_keras.data.settings import setting_c_counts
 from crisis_keras.data.tasks import HUMANITARIAN_LABEL_SETS
 from crisis_keras.data.tasks import get_task
 
@@ -94,19 +107,29 @@ def summarize(
     humanitarian_labels: str = "paper",
     dev_fraction: float = 0.15,
     seed: int = 0,
+    setting_c_reading: str = "agreeing",
+    split: str = "official",
 ) -> dict:
     """The summary printed by the `summary` command, as a dict."""
     task = get_task(task_name, humanitarian_labels=humanitarian_labels)
     split_dir = resolve_split_dir(data_dir, task)
     root = image_root or default_image_root(data_dir)
     frames = read_splits(split_dir, task, SPLITS, image_root=root)
+    if split == "paper":
+        if setting.upper() == "C":
+            raise ValueError("--split paper applies to settings A and B; Setting C splits by event.")
+        split_frames = resplit_like_paper(frames, task, seed)
+    else:
+        split_frames = frames
     selected = select_setting(
-        frames, task, setting, experiment=experiment, dev_fraction=dev_fraction, seed=seed
+        split_frames, task, setting, experiment=experiment, dev_fraction=dev_fraction,
+        seed=seed, setting_c_reading=setting_c_reading,
     )
     result = {
         "task": task.name,
         "humanitarian_labels": humanitarian_labels if task.name == "humanitarian" else None,
         "setting": setting.upper(),
+        "split": split,
         "data_dir": str(split_dir),
         "image_root": str(root),
         "class_names": list(task.class_names),
@@ -119,7 +142,24 @@ def summarize(
             "train_events": list(SETTING_C_EXPERIMENTS[experiment]),
             "dev_fraction": dev_fraction,
             "seed": seed,
+            "reading": setting_c_reading,
+            "splits_pooled": sorted(frames),
+            "readings": setting_c_counts(frames, task, dev_fraction=dev_fraction, seed=seed),
         }
+        if task.name == "humanitarian":
+            by_set = {}
+            for label_set in HUMANITARIAN_LABEL_SETS:
+                other = get_task(task_name, humanitarian_labels=label_set)
+                other_frames = frames if label_set == humanitarian_labels else read_splits(
+                    split_dir, other, SPLITS, image_root=root)
+                by_set[label_set] = setting_c_counts(
+                    other_frames, other, dev_fraction=dev_fraction, seed=seed)
+            result["setting_c"]["readings_by_label_set"] = by_set
+        if "test" not in frames:
+            result["setting_c"]["note"] = (
+                "no test split file here: the counts pool train and dev only; the "
+                "paper's Table 2 counts include its test split."
+            )
     return result
 
 
@@ -168,6 +208,12 @@ def _parser() -> argparse.ArgumentParser:
                          help="Setting C's dev sample (default 0.15); MEDIC's dev split "
                          "without a dev file (default 0.2)")
     summary.add_argument("--seed", default=0, type=int)
+    summary.add_argument("--setting-c-reading", default="agreeing", choices=SETTING_C_READINGS,
+                         help="Setting C's training pairs for `splits` (every reading is "
+                         "counted in `setting_c.readings`)")
+    summary.add_argument("--split", default="official", choices=SPLIT_CHOICES,
+                         help="official (the files' splits) or paper (seeded re-split with "
+                         "Table 2's proportions, by tweet)")
     return parser
 
 
@@ -191,6 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 args.data_dir, args.task, args.setting, image_root=args.image_root,
                 experiment=args.experiment, humanitarian_labels=args.humanitarian_labels,
                 dev_fraction=_or(args.dev_fraction, 0.15), seed=args.seed,
+                setting_c_reading=args.setting_c_reading, split=args.split,
             )
     except (CrisisMMDFormatError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

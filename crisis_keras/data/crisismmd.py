@@ -349,6 +349,8 @@ def load_crisismmd(
     setting_c_experiment: int = 3,
     dev_fraction: float = 0.15,
     seed: int = 0,
+    setting_c_reading: str = "agreeing",
+    split: str = "official",
 ) -> CrisisMMD:
     """Load a CrisisMMD task under setting A, B or C (section 4.2).
 
@@ -364,20 +366,36 @@ def load_crisismmd(
             pools every available split file first, then re-splits by event.
         humanitarian_labels: `"paper"` or `"official"` (when `task` is a name).
         setting_c_experiment: 1, 2 or 3 (Table 7's training events).
-        dev_fraction, seed: Setting C's dev sample (section 4.5: 15%).
+        dev_fraction, seed: Setting C's dev sample (section 4.5: 15%);
+            `seed` also seeds `split="paper"`.
+        setting_c_reading: Setting C's training pairs (`settings.SETTING_C_READINGS`).
+        split: `"official"` (the files' splits) or `"paper"`: every split file
+            present pooled and re-split by tweet with Table 2's proportions
+            (`paper_split.py`; settings A and B only).
     """
+    from crisis_keras.data.paper_split import SPLIT_CHOICES, resplit_like_paper
     from crisis_keras.data.settings import select_setting  # avoid an import cycle
 
     if not isinstance(task, Task):
         task = get_task(task, humanitarian_labels=humanitarian_labels)
     setting = str(setting).upper()
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"Unknown split {split!r}; expected one of {SPLIT_CHOICES}.")
+    if split == "paper" and setting == "C":
+        raise ValueError(
+            "--split paper applies to settings A and B; Setting C splits by event "
+            "(Table 7) and holds out 15% of the training tweets as dev."
+        )
     split_dir = resolve_split_dir(data_dir, task)
     root = pathlib.Path(image_root) if image_root else default_image_root(pathlib.Path(data_dir))
-    to_read = SPLITS if setting == "C" else tuple(splits)
+    to_read = SPLITS if setting == "C" or split == "paper" else tuple(splits)
     frames = read_splits(split_dir, task, to_read, image_root=root)
+    if split == "paper":
+        frames = resplit_like_paper(frames, task, seed)
     selected = select_setting(
         frames, task, setting,
         experiment=setting_c_experiment, dev_fraction=dev_fraction, seed=seed,
+        setting_c_reading=setting_c_reading,
     )
     selected = {s: selected[s] for s in splits if s in selected}
     return CrisisMMD(

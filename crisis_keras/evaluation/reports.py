@@ -71,6 +71,14 @@ def save_confusion_matrix_png(
             col, row, str(count), ha="center", va="center",
             color="white" if count > threshold else "black",
         )
+    save_figure_atomic(fig, path)
+
+
+def save_figure_atomic(fig, path) -> None:
+    """Writes matplotlib `fig` to the PNG `path` (via a temporary file, then a
+    rename: a reader never sees half a file) and closes it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(path.stem + ".tmp.png")

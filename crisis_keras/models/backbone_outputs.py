@@ -40,4 +40,5 @@ def text_embedding(inputs, config):
         config.sequence_length,
         config.text_pooling,
         trainable=config.train_text_backbone,
+        dropout=config.backbone_dropout,
     )

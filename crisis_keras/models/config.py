@@ -73,6 +73,11 @@ class ModelConfig:
         head_units: hidden units of the fully-connected layer (0 = none).
         head_activation: its activation.
         dropout: dropout rate before the classifier (0 = none).
+        backbone_dropout: dropout rate inside the text backbone (BERT's
+            embedding, attention and feed-forward dropout), None = the
+            backbone's own (keras-hub BERT: 0.1). The image backbones have no
+            dropout without their ImageNet classifier. Table 8's "- Dropout"
+            ("remove dropout completely", section 5.4) sets both to 0.
         seed: seed of the stochastic layers (SSE, mix-up, shuffling) and of
             the compact bilinear hashes, None = random.
     Baselines (section 4.3, Table 8; ignored by the other models):
@@ -114,6 +119,7 @@ class ModelConfig:
     head_units: int = 256
     head_activation: str = "relu"
     dropout: float = 0.5
+    backbone_dropout: Optional[float] = None
     seed: Optional[int] = None
 
     bilinear_dim: int = 8000
@@ -155,6 +161,10 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.head_units must be an int >= 0, got {self.head_units!r}.")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}.")
+        if self.backbone_dropout is not None and not 0.0 <= float(self.backbone_dropout) < 1.0:
+            raise ValueError(
+                f"ModelConfig.backbone_dropout must be None or in [0, 1), got {self.backbone_dropout!r}."
+            )
         if not 0.0 <= float(self.sse_p0) <= 1.0:
             raise ValueError(f"ModelConfig.sse_p0 must be in [0, 1] (eq. 10), got {self.sse_p0!r}.")
         if not float(self.sse_rho) >= 1.0:

@@ -57,7 +57,9 @@ def build_mmbt(num_classes, config, name="mmbt"):
     f = image_backbone(image_normalization_for(config.image_backbone)(inputs["image"]))
     regions = ImageRegionPooling(config.mmbt_image_tokens, name="image_regions")(f)
 
-    preprocessor, bert = load_text_encoder(config.text_backbone, config.sequence_length)
+    preprocessor, bert = load_text_encoder(
+        config.text_backbone, config.sequence_length, config.backbone_dropout
+    )
     bert.trainable = bool(config.train_text_backbone)
     if config.train_text_backbone:
         freeze_unused_pooler(bert, config.text_pooling)

@@ -119,7 +119,12 @@ def _inline(tokenizer):
     return InlineVocabularyBertTokenizer.from_config(config)
 
 
-def _random_encoder(spec, sequence_length):
+def _dropout_kwargs(dropout):
+    """`{"dropout": rate}` for `BertBackbone(...)` / `from_preset(...)`, or {} (keep its own)."""
+    return {} if dropout is None else {"dropout": float(dropout)}
+
+
+def _random_encoder(spec, sequence_length, dropout=None):
     if spec == "tiny":
         vocab, shape = tiny_vocabulary(), TINY_BERT
     else:
@@ -130,6 +135,7 @@ def _random_encoder(spec, sequence_length):
         max_sequence_length=max(512, int(sequence_length)),
         name="text_backbone",
         **shape,
+        **_dropout_kwargs(dropout),
     )
     return tokenizer, backbone
 
@@ -146,24 +152,28 @@ def _resolve_preset(spec):
     return os.fspath(spec)
 
 
-def load_text_encoder(spec="bert_base_en_uncased", sequence_length=128):
+def load_text_encoder(spec="bert_base_en_uncased", sequence_length=128, dropout=None):
     """(preprocessor "text_preprocessor", backbone "text_backbone") for `spec`.
 
     See the module docstring for the accepted specs. The preprocessor maps a
     batch of strings to `{"token_ids", "segment_ids", "padding_mask"}` of
-    length `sequence_length`.
+    length `sequence_length`. `dropout`: BERT's internal dropout rate
+    (embeddings, attention, feed-forward), None = the backbone's own; presets
+    and Hugging Face directories take it as a config override of `from_preset`.
     """
     if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec):
         raise ValueError(f"text backbone spec must be a non-empty string, got {spec!r}.")
     spec = os.fspath(spec)
     sequence_length = int(sequence_length)
     if spec in RANDOM_SPECS:
-        tokenizer, backbone = _random_encoder(spec, sequence_length)
+        tokenizer, backbone = _random_encoder(spec, sequence_length, dropout)
     else:
         preset = _resolve_preset(spec)
         try:
             tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
-            backbone = keras_hub.models.BertBackbone.from_preset(preset, name="text_backbone")
+            backbone = keras_hub.models.BertBackbone.from_preset(
+                preset, name="text_backbone", **_dropout_kwargs(dropout)
+            )
         except Exception as error:
             where = "local directory" if os.path.isdir(preset) else "keras-hub preset"
             raise ValueError(
@@ -190,13 +200,15 @@ def freeze_unused_pooler(backbone, pooling):
         backbone.get_layer("pooled_dense").trainable = False
 
 
-def text_branch(text, spec="bert_base_en_uncased", sequence_length=128, pooling="cls", trainable=True):
+def text_branch(
+    text, spec="bert_base_en_uncased", sequence_length=128, pooling="cls", trainable=True, dropout=None
+):
     """`text` (raw tweet strings, KerasTensor shape ()) -> e_i `[B, hidden]` (eq. 2).
 
     Layers: `tweet_normalization` (section 4.5), `text_preprocessor`,
-    `text_backbone`, `text_cls`.
+    `text_backbone`, `text_cls`. `dropout`: see `load_text_encoder`.
     """
-    preprocessor, backbone = load_text_encoder(spec, sequence_length)
+    preprocessor, backbone = load_text_encoder(spec, sequence_length, dropout)
     backbone.trainable = bool(trainable)
     if trainable:
         freeze_unused_pooler(backbone, pooling)

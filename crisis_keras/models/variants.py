@@ -36,5 +36,6 @@ register_variant("ablation_no_self_attention", "sse_cross", "- Self-Attention", 
 register_variant("ablation_no_cross_attention", "sse_cross", "- Cross-Attention", attention="none")
 register_variant("co_attention", "sse_cross", "- Cross-Attention + Co-Attention", attention="co")
 register_variant("ablation_self_gating", "sse_cross", "- Cross-Attention + Self-Attention", gating="self")
-register_variant("ablation_no_dropout", "sse_cross", "- Dropout", dropout=0.0)
+# "If we remove dropout completely" (section 5.4): the head's and BERT's own.
+register_variant("ablation_no_dropout", "sse_cross", "- Dropout", dropout=0.0, backbone_dropout=0.0)
 register_variant("ablation_no_sse", "sse_cross", "- SSE", sse=False)

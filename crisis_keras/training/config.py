@@ -22,7 +22,18 @@ class TrainConfig:
     image_root: Optional[str] = None
     setting: str = "A"
     experiment: int = 3  # Setting C's training set (Table 7): 1, 2 or 3.
+    # Setting C's training pairs (data/settings.py): "agreeing", "all_pairs", "agreeing_by_tweet".
+    setting_c_reading: str = "agreeing"
+    # "official" (the files' splits) or "paper": seeded re-split, by tweet, with
+    # Table 2's proportions (data/paper_split.py; the paper's split is unpublished).
+    split: str = "official"
     humanitarian_labels: str = "paper"
+    # Setting B's unimodal models (section 4.2, `data/setting_b.py`): None or
+    # "own_labels" = every image / every tweet once with its own label (Score
+    # Fusion then averages the two runs); "consistency" = the consistency draw
+    # with the pair label, as the multimodal models. (Default None, not
+    # "own_labels", so the config.json of runs made before this field still matches.)
+    setting_b_unimodal: Optional[str] = None
     # Which model (a registry name) and its weight sources.
     model: str = "sse_cross"
     text_backbone: str = "bert_base_en_uncased"
@@ -63,9 +74,14 @@ class TrainConfig:
         return (
             f"{self.task}-{self.model}-setting{self.setting}"
             + (f"{self.experiment}" if self.setting == "C" else "")
+            + (f"-{self.setting_c_reading}" if self.setting == "C"
+               and self.setting_c_reading != "agreeing" else "")
+            + ("-paper-split" if self.split == "paper" else "")
             + ("-medic" if self.data_format == "medic" else "")
             + (f"-{self.events.replace(',', '+')}" if self.events else "")
             + ("-features" if self.features_dir else "")
+            + ("-consistency" if self.setting == "B"
+               and self.setting_b_unimodal == "consistency" else "")
             + f"-seed{self.seed}"
         )
 

@@ -22,11 +22,11 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
-from crisis_keras.data.consistency import make_consistent
 from crisis_keras.data.crisismmd import CrisisMMD, load_crisismmd
 from crisis_keras.data.demo import ensure_demo_data
 from crisis_keras.data.medic import require_image_only
 from crisis_keras.data.pipeline import check_images, drop_bad_images, make_dataset
+from crisis_keras.data.setting_b import setting_b_training_table
 from crisis_keras.evaluation import reports
 from crisis_keras.evaluation.metrics import classification_metrics
 from crisis_keras.models import build_model
@@ -51,7 +51,7 @@ class RunConfigMismatch(ValueError):
 
 
 def data_seed(config: TrainConfig) -> int:
-    """The seed of the data's own random splits (MEDIC's dev split, Setting C):
+    """The seed of the data's own random splits (MEDIC's dev split, Setting C, `split="paper"`):
     `split_seed`, or the run's seed when it is None."""
     return config.seed if config.split_seed is None else config.split_seed
 
@@ -93,6 +93,7 @@ def load_data(config: TrainConfig) -> CrisisMMD:
             humanitarian_labels=config.humanitarian_labels,
             setting_c_experiment=config.experiment,
             seed=data_seed(config),
+            setting_c_reading=config.setting_c_reading, split=config.split,
         )
     return filter_events(data, config.events) if config.events else data
 
@@ -370,10 +371,13 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     while epoch < config.epochs and not state.stopped_early:
         epoch_table = train_table
         if train_table["disagree"].any():
-            # Setting B: each disagreeing pair is made consistent anew every
-            # epoch (SSE with p0 = 1, section 4.2); nothing is written back.
-            epoch_table = make_consistent(
-                train_table, seed=resume.epoch_seed(config.seed, epoch, "setting-b")
+            # Setting B (section 4.2, data/setting_b.py): a unimodal model takes
+            # its modality's own rows and labels; a multimodal one makes each
+            # disagreeing pair consistent anew every epoch (SSE with p0 = 1).
+            # Built from the original table each epoch; nothing is written back.
+            epoch_table = setting_b_training_table(
+                train_table, model_modalities(model), config.setting_b_unimodal,
+                seed=resume.epoch_seed(config.seed, epoch, "setting-b"),
             )
         train_ds = dataset_for(
             model, epoch_table, config, training=True,

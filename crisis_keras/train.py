@@ -11,7 +11,7 @@ from crisis_keras.data.paper_split import SPLIT_CHOICES
 from crisis_keras.data.setting_b import SETTING_B_UNIMODAL
 from crisis_keras.data.settings import SETTING_C_READINGS
 from crisis_keras.data.tasks import TASK_NAMES
-from crisis_keras.training.config import TrainConfig
+from crisis_keras.training.config import CLASS_WEIGHT_MODES, SELECT_BY, TrainConfig
 
 _DEFAULTS = TrainConfig()
 
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("densenet121", "efficientnet_lite0", "tiny"),
                    help="densenet121 (paper), efficientnet_lite0 (7x7x1280) or tiny (tests).")
     p.add_argument("--sequence-length", type=int, default=_DEFAULTS.sequence_length)
+    p.add_argument("--text-pooling", default=None, choices=("cls", "pooled", "mean"),
+                   help="e_i of eq. 2: cls (paper; the model's default), BERT's pooler, or "
+                   "the mean over real tokens (how sentence encoders such as MiniLM were "
+                   "trained); with --features, the cache's.")
     p.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
     p.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate)
@@ -76,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reduce-lr-patience", type=int, default=_DEFAULTS.reduce_lr_patience)
     p.add_argument("--early-stopping-patience", type=int,
                    default=_DEFAULTS.early_stopping_patience)
+    p.add_argument("--class-weight", default=_DEFAULTS.class_weight, choices=CLASS_WEIGHT_MODES,
+                   help="none (paper) or balanced: weight the training loss by inverse class "
+                   "frequency of the training split (written to class_weights.json).")
+    p.add_argument("--select-by", default=_DEFAULTS.select_by, choices=SELECT_BY,
+                   help="loss (paper): keep the model of lowest dev loss; macro_f1: the best "
+                   "model, LR reduction and early stopping follow dev macro F1.")
     p.add_argument("--sse-rho", type=float, default=None)
     p.add_argument("--sse-p0", type=float, default=None)
     p.add_argument("--image-size", type=int, default=_DEFAULTS.image_size)
@@ -99,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 _BACKBONE_OPTIONS = {
     "text_backbone": "--text-backbone", "image_backbone": "--image-backbone",
     "image_weights": "--image-weights", "sequence_length": "--sequence-length",
+    "text_pooling": "--text-pooling",
     "image_size": "--image-size", "resize_to": "--resize-to",
 }
 
@@ -117,7 +128,9 @@ def fill_from_feature_cache(values: dict, given: set) -> dict:
     for field, flag in _BACKBONE_OPTIONS.items():
         # None is a real value for image_weights (random init) of an image cache.
         cached = spec.get(field) is not None or (field == "image_weights" and spec.get("image_backbone"))
-        if flag not in given and cached:
+        # "cls" is what None gives every model that trains on features (MMBT cannot).
+        paper_pooling = field == "text_pooling" and spec.get(field) == "cls"
+        if flag not in given and cached and not paper_pooling:
             values[field] = spec[field]
     return values
 

@@ -15,6 +15,7 @@ from crisis_keras.models import (
     InlineVocabularyBertTokenizer,
     TextEmbedding,
     build_image_backbone,
+    build_model,
     densenet121_feature_extractor,
     load_text_encoder,
     tiny_cnn_feature_extractor,
@@ -120,7 +121,33 @@ def test_text_embedding_takes_the_cls_position():
     clone = TextEmbedding.from_config(TextEmbedding("pooled", name="t").get_config())
     assert clone.pooling == "pooled" and clone.name == "t"
     with pytest.raises(ValueError, match="pooling"):
-        TextEmbedding("mean")
+        TextEmbedding("max")
+
+
+def test_text_embedding_mean_averages_the_unpadded_tokens():
+    seq = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]],
+                    [[2.0, 0.0], [4.0, 6.0], [6.0, 3.0]]], "float32")
+    mask = np.array([[True, True, False], [True, True, True]])
+    out = TextEmbedding("mean")({"sequence_output": seq, "pooled_output": seq[:, 0], "padding_mask": mask})
+    np.testing.assert_allclose(out, [[2.0, 3.0], [4.0, 3.0]], rtol=1e-6)
+    with pytest.raises(ValueError, match="padding_mask"):
+        TextEmbedding("mean")({"sequence_output": seq, "pooled_output": seq[:, 0]})
+
+
+def test_mean_pooled_text_model_round_trips(tmp_path):
+    model = build_model("bert", 3, text_backbone="tiny", text_pooling="mean", sequence_length=16)
+    assert model.get_layer("text_backbone").get_layer("pooled_dense").trainable is False
+    text = tf.constant(["flood rescue link", "help"])
+    preprocessor, _ = load_text_encoder("tiny", sequence_length=16)
+    tokens = preprocessor(tf.constant(["flood rescue link", "help"]))
+    sequence = model.get_layer("text_backbone")(tokens)["sequence_output"].numpy()
+    mask = tokens["padding_mask"].numpy()[:, :, None]
+    embedding = keras.Model(model.inputs, model.get_layer("text_cls").output)
+    np.testing.assert_allclose(
+        embedding({"text": text}), (sequence * mask).sum(1) / mask.sum(1), rtol=1e-5, atol=1e-6
+    )
+    restored = _save_load(model, tmp_path)
+    np.testing.assert_allclose(restored({"text": text}), model({"text": text}), rtol=1e-6, atol=1e-7)
 
 
 def test_tiny_vocabulary_is_unique_and_char_complete():

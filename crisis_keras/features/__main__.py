@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--modalities", default=None,
                    help="comma-separated: text,image (default; image only for --data-format medic).")
     e.add_argument("--sequence-length", type=int, default=_DEFAULTS.sequence_length)
-    e.add_argument("--text-pooling", default="cls", choices=("cls", "pooled"))
+    e.add_argument("--text-pooling", default="cls", choices=("cls", "pooled", "mean"),
+                   help="e_i of eq. 2: [CLS] (paper), BERT's pooler, or the mean over tokens.")
     e.add_argument("--image-size", type=int, default=_DEFAULTS.image_size)
     e.add_argument("--resize-to", type=int, default=_DEFAULTS.resize_to)
     e.add_argument("--train-crops", type=int, default=0,

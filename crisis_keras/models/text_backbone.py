@@ -6,7 +6,10 @@
 `text_branch` wires string input -> `TweetNormalization` -> preprocessor ->
 backbone -> `TextEmbedding` ("text_cls"). The paper takes "the embedding
 associated with [CLS]": `sequence_output[:, 0, :]` (default, `pooling="cls"`);
-`pooling="pooled"` uses BERT's pooler (tanh dense on that vector) instead.
+`pooling="pooled"` uses BERT's pooler (tanh dense on that vector) instead;
+`pooling="mean"` averages `sequence_output` over the real (unpadded) tokens, the
+pooling that sentence-transformer checkpoints such as all-MiniLM-L6-v2 were
+trained with (not the paper's; an option for frozen sentence encoders).
 
 Specs:
 - a keras-hub preset name, e.g. "bert_base_en_uncased" (the paper's
@@ -60,24 +63,39 @@ class TextEmbedding(keras.layers.Layer):
 
     Args:
         pooling: "cls" = `sequence_output[:, 0, :]`, the [CLS] token's final
-            hidden state (the paper); "pooled" = `pooled_output`.
+            hidden state (the paper); "pooled" = `pooled_output`; "mean" =
+            the mean of `sequence_output` over the tokens where
+            `padding_mask` is true ([CLS] and [SEP] included).
 
-    Call: the backbone's output dict -> `[B, hidden_dim]`.
+    Call: the backbone's output dict (with "mean", plus the preprocessor's
+    `padding_mask`) -> `[B, hidden_dim]`.
     """
+
+    POOLINGS = ("cls", "pooled", "mean")
 
     def __init__(self, pooling="cls", **kwargs):
         super().__init__(**kwargs)
-        if pooling not in ("cls", "pooled"):
-            raise ValueError(f"TextEmbedding: pooling must be 'cls' or 'pooled', got {pooling!r}.")
+        if pooling not in self.POOLINGS:
+            raise ValueError(
+                f"TextEmbedding: pooling must be one of {self.POOLINGS}, got {pooling!r}."
+            )
         self.pooling = pooling
 
     def call(self, inputs):
         if self.pooling == "cls":
             return inputs["sequence_output"][:, 0, :]
-        return inputs["pooled_output"]
+        if self.pooling == "pooled":
+            return inputs["pooled_output"]
+        if "padding_mask" not in inputs:
+            raise ValueError("TextEmbedding(pooling='mean') needs the 'padding_mask' input.")
+        sequence = inputs["sequence_output"]
+        mask = keras.ops.cast(inputs["padding_mask"], sequence.dtype)[:, :, None]
+        total = keras.ops.sum(sequence * mask, axis=1)
+        count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        return total / count
 
     def compute_output_shape(self, input_shape):
-        if self.pooling == "cls":
+        if self.pooling in ("cls", "mean"):
             shape = tuple(input_shape["sequence_output"])
             return (shape[0], shape[2])
         return tuple(input_shape["pooled_output"])
@@ -194,9 +212,9 @@ def load_text_encoder(spec="bert_base_en_uncased", sequence_length=128, dropout=
 
 
 def freeze_unused_pooler(backbone, pooling):
-    """With [CLS] pooling BERT's pooler gets no gradient: mark it non-trainable
-    (avoids "Gradients do not exist" warnings and optimizer slots)."""
-    if pooling == "cls":
+    """Unless `pooling="pooled"`, BERT's pooler gets no gradient: mark it
+    non-trainable (avoids "Gradients do not exist" warnings and optimizer slots)."""
+    if pooling != "pooled":
         backbone.get_layer("pooled_dense").trainable = False
 
 
@@ -215,4 +233,6 @@ def text_branch(
     x = TweetNormalization(name="tweet_normalization")(text)
     tokens = preprocessor(x)
     outputs = backbone(tokens)
+    if pooling == "mean":
+        outputs = {**outputs, "padding_mask": tokens["padding_mask"]}
     return TextEmbedding(pooling, name="text_cls")(outputs)

@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+CLASS_WEIGHT_MODES = ("none", "balanced")  # training/class_weights.py
+SELECT_BY = ("loss", "macro_f1")  # training/dev_macro_f1.py
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -40,6 +43,7 @@ class TrainConfig:
     image_weights: Optional[str] = "imagenet"  # "imagenet", None or a file.
     image_backbone: str = "densenet121"
     sequence_length: int = 64  # longest normalized CrisisMMD tweet: 51 tokens
+    text_pooling: Optional[str] = None  # None: the model's ("cls", section 3.2); or "mean".
     sse_p0: Optional[float] = None  # None: the model's default.
     sse_rho: Optional[float] = None
     # Optimization (section 4.5).
@@ -51,6 +55,11 @@ class TrainConfig:
     reduce_lr_patience: int = 2  # Not given by the paper.
     early_stopping_patience: int = 5  # Not given by the paper.
     min_learning_rate: float = 2e-7
+    # Rare classes. The paper's: plain loss, best model (and LR / early stop) by dev loss.
+    # "balanced": training loss weighted by inverse class frequency (dev loss unweighted).
+    class_weight: str = "none"
+    # "macro_f1": checkpoint, ReduceLROnPlateau and EarlyStopping follow dev macro F1.
+    select_by: str = "loss"
     # Images (section 4.5): shortest side to 228, 224 crops.
     image_size: int = 224
     resize_to: int = 228
@@ -80,10 +89,19 @@ class TrainConfig:
             + ("-medic" if self.data_format == "medic" else "")
             + (f"-{self.events.replace(',', '+')}" if self.events else "")
             + ("-features" if self.features_dir else "")
+            + ("-balanced" if self.class_weight == "balanced" else "")
+            + ("-by-macro-f1" if self.select_by == "macro_f1" else "")
             + ("-consistency" if self.setting == "B"
                and self.setting_b_unimodal == "consistency" else "")
             + f"-seed{self.seed}"
         )
+
+    def __post_init__(self):
+        for name, choices in (("class_weight", CLASS_WEIGHT_MODES), ("select_by", SELECT_BY)):
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"TrainConfig.{name} must be one of {choices}, got {getattr(self, name)!r}."
+                )
 
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.resolved_run_name()

@@ -3,7 +3,9 @@
 Section 4.5 of the paper: SGD from a base learning rate of 2e-3, reduced 10x
 when the dev loss saturates (`ReduceLROnPlateau`), batch size 32, both
 backbones fine-tuned. The best model by dev loss is kept; early stopping ends
-the run once the dev loss has stopped improving.
+the run once the dev loss has stopped improving. `select_by="macro_f1"` makes
+all three follow dev macro F1 instead (`dev_macro_f1.py`), and
+`class_weight="balanced"` weights the training loss (`class_weights.py`).
 
 Each epoch is one `fit` call on a dataset built for that epoch, so that
 Setting B's forced SSE transitions (p0 = 1, eq. 9-10) are drawn afresh every
@@ -31,8 +33,10 @@ from crisis_keras.evaluation import reports
 from crisis_keras.evaluation.metrics import classification_metrics
 from crisis_keras.models import build_model
 from crisis_keras.models.crisis_model import model_input_names, model_modalities
+from crisis_keras.training import class_weights as cw
 from crisis_keras.training import resume
 from crisis_keras.training.config import TrainConfig
+from crisis_keras.training.dev_macro_f1 import VAL_MACRO_F1, DevMacroF1
 
 BEST_MODEL = "best_model.keras"
 TIMING_FILE = "timing.json"  # wall-clock seconds of the run (data, training, evaluation)
@@ -135,6 +139,8 @@ def build_run_model(config: TrainConfig, num_classes: int, store=None):
         sequence_length=config.sequence_length,
         image_size=config.image_size,
     )
+    if config.text_pooling is not None:
+        overrides["text_pooling"] = config.text_pooling
     if config.sse_p0 is not None:
         overrides["sse_p0"] = config.sse_p0
     if config.sse_rho is not None:
@@ -224,6 +230,33 @@ def _write_wall_time(path: Path, seconds: float) -> None:
     """`timing.json`: wall-clock seconds of the invocation that finished the run
     (data loading, training and evaluation; a resumed run counts its last part)."""
     reports.write_json_atomic(path, {"wall_seconds": round(seconds, 1)})
+
+
+def selection_monitor(config: TrainConfig):
+    """(monitor, mode) of the best-model checkpoint, LR reduction and early stop."""
+    return (VAL_MACRO_F1, "max") if config.select_by == "macro_f1" else ("val_loss", "min")
+
+
+def training_labels(train_table: pd.DataFrame, modalities, config: TrainConfig):
+    """The class ids a run trains on, for its class weights: in Setting B a
+    unimodal model's own labels (`data/setting_b.py`), the same every epoch."""
+    if not train_table["disagree"].any():
+        return train_table["label_id"]
+    return setting_b_training_table(
+        train_table, modalities, config.setting_b_unimodal,
+        seed=resume.epoch_seed(config.seed, 0, "setting-b"),
+    )["label_id"]
+
+
+def per_class_f1_line(metrics: Dict) -> str:
+    """`per-class F1: a 0.81, b 0.00 (!)`: zero-F1 classes flagged, absent ones n/a."""
+    parts = []
+    for name, values in metrics["per_class"].items():
+        if values["support"] == 0:
+            parts.append(f"{name} n/a (absent)")
+        else:
+            parts.append(f"{name} {values['f1']:.2f}" + (" (!)" if values["f1"] == 0 else ""))
+    return "  per-class F1: " + ", ".join(parts)
 
 
 def evaluate_model(model, data: CrisisMMD, config: TrainConfig, splits, store=None) -> Dict:
@@ -334,26 +367,41 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
             n=min(config.max_train_examples, len(train_table)),
             random_state=config.seed,
         ).sort_index()
+    class_weights = None
+    if config.class_weight != "none":
+        labels = training_labels(train_table, model_modalities(model), config)
+        class_weights = cw.run_class_weights(config.class_weight, labels, data.class_names)
+        cw.write_class_weights(
+            run_dir / cw.CLASS_WEIGHTS_FILE, class_weights, labels, data.class_names
+        )
+        announce(
+            f"crisis_keras: class weights (balanced, {len(labels)} training examples): "
+            + cw.describe_class_weights(class_weights)
+        )
     dev_ds = dataset_for(
         model, data.splits["dev"], config, training=False, seed=config.seed,
         split="dev", store=store,
     )
 
+    monitor, mode = selection_monitor(config)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
-        monitor="val_loss",
+        monitor=monitor,
+        mode=mode,
         factor=config.reduce_lr_factor,
         patience=config.reduce_lr_patience,
         min_lr=config.min_learning_rate,
         verbose=1,
     )
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.early_stopping_patience, verbose=1
+        monitor=monitor, mode=mode, patience=config.early_stopping_patience, verbose=1
     )
     best_checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, verbose=1
+        str(run_dir / BEST_MODEL), monitor=monitor, mode=mode, save_best_only=True, verbose=1
     )
     stateful = [reduce_lr, early_stopping, best_checkpoint]
     callbacks = [
+        # First: the callbacks after it read the val_macro_f1 it adds to the logs.
+        *([DevMacroF1(dev_ds, data.class_names)] if monitor == VAL_MACRO_F1 else []),
         resume.EpochSeeding(config.seed),
         *stateful,
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
@@ -389,6 +437,7 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
             initial_epoch=epoch,
             epochs=config.epochs,
             callbacks=callbacks,
+            class_weight=cw.keras_class_weight(class_weights, data.class_names),
             shuffle=False,  # the dataset is shuffled, seeded per epoch
             verbose=1 if sys.stdout.isatty() else 2,
         )
@@ -417,5 +466,6 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
             f"{metrics['macro_f1']:.4f}  weighted F1 {metrics['weighted_f1']:.4f}"
             f"  ({metrics['num_examples']} pairs)"
         )
+        announce(per_class_f1_line(metrics))
     announce(f"crisis_keras: run folder {run_dir}")
     return run_dir

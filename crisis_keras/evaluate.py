@@ -4,6 +4,11 @@ Loads the run's best model and configuration, reads the split from
 `--data-dir` (default: the run's own data) and prints accuracy, macro F1,
 weighted F1 and per-class figures as JSON. The run's own files are left as
 they are; `--output` writes the JSON (and `--predictions` the TSV) elsewhere.
+
+`--missing-modalities` (a run trained with modality dropout, issue 13):
+the metrics with the data as given (`both`), with every image removed
+(`no_image`) and with every text removed (`no_text`), as one JSON object
+(the trainer writes the same for dev and test to `metrics_missing.json`).
 """
 
 import argparse
@@ -23,11 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument("--output", default=None, help="also write the metrics JSON here.")
     p.add_argument("--predictions", default=None, help="also write predictions TSV here.")
+    p.add_argument("--missing-modalities", action="store_true",
+                   help="metrics with both modalities, without images and without texts "
+                   "(keys both/no_image/no_text; a run trained with --missing-image-rate / "
+                   "--missing-text-rate).")
     return p
 
 
-def evaluate_run(run_dir, split="test", data_dir=None, image_root=None):
-    """(metrics dict, predictions frame) of a saved run on one split."""
+def load_run(run_dir, split="test", data_dir=None, image_root=None):
+    """(model, data, config, feature store or None) of a saved run, checked for `split`."""
     import keras
 
     from crisis_keras.training import trainer
@@ -52,19 +61,43 @@ def evaluate_run(run_dir, split="test", data_dir=None, image_root=None):
             f"(found: {sorted(data.splits)})."
         )
     # A run trained on cached features is evaluated on them (see `features`).
-    store = trainer.feature_store(config)
+    return model, data, config, trainer.feature_store(config)
+
+
+def evaluate_run(run_dir, split="test", data_dir=None, image_root=None):
+    """(metrics dict, predictions frame) of a saved run on one split."""
+    from crisis_keras.training import trainer
+
+    model, data, config, store = load_run(run_dir, split, data_dir, image_root)
     results, frames = trainer.evaluate_model(model, data, config, (split,), store)
     return results[split], frames[0]
+
+
+def evaluate_run_missing(run_dir, split="dev", data_dir=None, image_root=None):
+    """{"both", "no_image", "no_text": metrics} of a run trained with modality dropout."""
+    from crisis_keras.training.missing_modalities import evaluate_missing_modalities
+
+    model, data, config, store = load_run(run_dir, split, data_dir, image_root)
+    return evaluate_missing_modalities(model, data, config, (split,), store)[split]
 
 
 def main(argv=None) -> int:
     from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
 
     args = parse_args(build_parser(), argv)
+    if args.missing_modalities and args.predictions:
+        print("crisis_keras.evaluate: error: --predictions does not go with "
+              "--missing-modalities.", file=sys.stderr)
+        return 2
     try:
-        metrics, predictions = evaluate_run(
-            args.run_dir, args.split, args.data_dir, args.image_root
-        )
+        if args.missing_modalities:
+            metrics = evaluate_run_missing(args.run_dir, args.split, args.data_dir,
+                                           args.image_root)
+            metrics = {"split": args.split, **metrics}
+        else:
+            metrics, predictions = evaluate_run(
+                args.run_dir, args.split, args.data_dir, args.image_root
+            )
     except (ValueError, FileNotFoundError) as err:
         print(f"crisis_keras.evaluate: error: {err}", file=sys.stderr)
         return 2

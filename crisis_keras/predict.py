@@ -16,6 +16,14 @@ image, an image the model cannot decode) is reported on stderr with its line
 number, written to the errors file (`--errors`, default `<output>.errors.tsv`:
 `line`, `id`, `error`) and skipped; every good row is still classified. The
 exit status is 0 when every row was classified, 1 when some rows were skipped.
+
+Posts without an image or text (issue 13). With a model trained with
+modality dropout (its `serving_default` returns `missing`), a row whose image
+is absent (no `image` value), unreadable, empty or undecodable, or whose
+text is empty, is classified from the other modality instead of skipped; the
+output then ends with a `missing` column ("", "image" or "text"), and
+unreadable or undecodable images are noted on stderr. Only a row with
+neither is skipped.
 """
 
 import argparse
@@ -100,28 +108,52 @@ def read_posts(path):
         yield number, {h: _unquote(v) for h, v in zip(header, fields)}
 
 
-def prepare(line, record, needs, image_root):
-    """(id, text, image bytes) of a record, or raises `BadRow`."""
+def _read_image(line, record, image_root, row_id):
+    """The record's image bytes, or raises `BadRow` saying why there are none."""
+    name = record.get("image")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRow(line, "empty or missing 'image' path", row_id)
+    image_path = Path(image_root) / name
+    try:
+        image = image_path.read_bytes()
+    except OSError as err:
+        raise BadRow(line, f"cannot read image {image_path}: {err.strerror or err}",
+                     row_id) from None
+    if not image:
+        raise BadRow(line, f"image {image_path} is empty", row_id)
+    return image
+
+
+def prepare(line, record, needs, image_root, allow_missing=False):
+    """(id, text, image bytes, note) of a record, or raises `BadRow`.
+
+    With `allow_missing` (a model trained with modality dropout) an absent
+    modality becomes "" / b"" (the model's "missing"), and `note` says why
+    an image given by path could not be used (None otherwise); a record
+    with neither text nor image still raises.
+    """
     row_id = record.get("id")
     row_id = str(line) if row_id in (None, "") else str(row_id)
-    text = image = None
+    text = image = note = None
     if "text" in needs:
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise BadRow(line, "empty or missing 'text'", row_id)
+            if not allow_missing:
+                raise BadRow(line, "empty or missing 'text'", row_id)
+            text = ""
     if "image_bytes" in needs:
-        name = record.get("image")
-        if not isinstance(name, str) or not name.strip():
-            raise BadRow(line, "empty or missing 'image' path", row_id)
-        image_path = Path(image_root) / name
         try:
-            image = image_path.read_bytes()
-        except OSError as err:
-            raise BadRow(line, f"cannot read image {image_path}: {err.strerror or err}",
-                         row_id) from None
-        if not image:
-            raise BadRow(line, f"image {image_path} is empty", row_id)
-    return row_id, text, image
+            image = _read_image(line, record, image_root, row_id)
+        except BadRow as bad:
+            if not allow_missing:
+                raise
+            name = record.get("image")
+            note = str(bad) if isinstance(name, str) and name.strip() else None
+            image = b""
+        if allow_missing and not image and not (text or "").strip():
+            raise BadRow(line, "neither text nor a usable image"
+                         + (f" ({note})" if note else ""), row_id)
+    return row_id, text, image, note
 
 
 class Predictor:
@@ -139,22 +171,33 @@ class Predictor:
                 f"{loaded.path}'s serving_default takes {sorted(self.needs)}; predict needs "
                 "the full export (raw text / image bytes), not the token-ids one.")
         self.class_names = loaded.class_names
+        # trained with modality dropout: takes rows without an image or a text
+        self.missing_ok = "missing" in self.fn.structured_outputs
 
     def _call(self, rows):
+        """(probabilities [B, C], missing [B] str or None) of (id, text, image) rows."""
         tf = self.tf
         kwargs = {}
         if "text" in self.needs:
             kwargs["text"] = tf.constant([r[1] for r in rows], tf.string)
         if "image_bytes" in self.needs:
             kwargs["image_bytes"] = tf.constant([r[2] for r in rows], tf.string)
-        return self.fn(**kwargs)["probabilities"].numpy()
+        out = self.fn(**kwargs)
+        missing = None
+        if self.missing_ok:
+            missing = [m.decode("utf-8") for m in out["missing"].numpy().tolist()]
+        return out["probabilities"].numpy(), missing
 
     def run(self, rows):
-        """[(line, id, probabilities or None, error or None)] for `rows` of (line, id, text, image)."""
+        """[(line, id, probabilities or None, error or None, missing, note)] for
+        `rows` of (line, id, text, image, note); `missing` is "", "image" or
+        "text" (None for a model without modality dropout)."""
         packed = [(r[1], r[2], r[3]) for r in rows]
         try:
-            probabilities = self._call(packed)
-            return [(r[0], r[1], p, None) for r, p in zip(rows, probabilities)]
+            probabilities, missing = self._call(packed)
+            missing = missing or [None] * len(rows)
+            return [(r[0], r[1], p, None, m, r[4])
+                    for r, p, m in zip(rows, probabilities, missing)]
         except self.tf.errors.InvalidArgumentError:
             pass  # Find the culprit(s) row by row.
         from crisis_keras.serving.loading import error_summary
@@ -162,10 +205,23 @@ class Predictor:
         results = []
         for row, item in zip(rows, packed):
             try:
-                results.append((row[0], row[1], self._call([item])[0], None))
+                probabilities, missing = self._call([item])
+                results.append((row[0], row[1], probabilities[0], None,
+                                missing[0] if missing else None, row[4]))
+                continue
             except self.tf.errors.InvalidArgumentError as err:
-                results.append((row[0], row[1], None,
-                                f"the model rejected the row: {error_summary(err)}"))
+                error = f"the model rejected the row: {error_summary(err)}"
+            if self.missing_ok and item[2] and (item[1] or "").strip():
+                # An image the model cannot decode: classify the post without it.
+                try:
+                    probabilities, missing = self._call([(item[0], item[1], b"")])
+                    results.append((row[0], row[1], probabilities[0], None, missing[0],
+                                    error.replace("the model rejected the row",
+                                                  "the model cannot decode the image")))
+                    continue
+                except self.tf.errors.InvalidArgumentError as again:
+                    error = f"the model rejected the row: {error_summary(again)}"
+            results.append((row[0], row[1], None, error, None, None))
         return results
 
 
@@ -190,13 +246,14 @@ def predict_file(model, input_path, output_path, batch_size=32, image_root=None,
         import keras
 
         bar = keras.utils.Progbar(total, unit_name="row")
-    written = skipped = processed = 0
+    written = skipped = processed = incomplete = 0
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with open(output_path, "w", encoding="utf-8", newline="") as out_file, \
             open(errors_path, "w", encoding="utf-8", newline="") as err_file:
         out = csv.writer(out_file, delimiter="\t", lineterminator="\n")
         errs = csv.writer(err_file, delimiter="\t", lineterminator="\n")
-        out.writerow(["id", "predicted"] + [f"p_{c}" for c in predictor.class_names])
+        out.writerow(["id", "predicted"] + [f"p_{c}" for c in predictor.class_names]
+                     + (["missing"] if predictor.missing_ok else []))
         errs.writerow(["line", "id", "error"])
 
         def report(line, row_id, message):
@@ -206,13 +263,20 @@ def predict_file(model, input_path, output_path, batch_size=32, image_root=None,
             errs.writerow([line, row_id, message])
 
         def flush(batch):
-            nonlocal written, processed
-            for line, row_id, probs, error in predictor.run(batch):
+            nonlocal written, processed, incomplete
+            for line, row_id, probs, error, missing, note in predictor.run(batch):
                 if error is not None:
                     report(line, row_id, error)
                     continue
                 name = predictor.class_names[int(probs.argmax())]
-                out.writerow([row_id, name] + [f"{p:.6f}" for p in probs])
+                row = [row_id, name] + [f"{p:.6f}" for p in probs]
+                if predictor.missing_ok:
+                    row.append(missing)
+                    incomplete += bool(missing)
+                    if note:
+                        print(f"{input_path}:{line}: classified without its {missing}: {note}",
+                              file=err)
+                out.writerow(row)
                 written += 1
             processed += len(batch)
             out_file.flush()
@@ -224,12 +288,13 @@ def predict_file(model, input_path, output_path, batch_size=32, image_root=None,
             try:
                 if isinstance(record, BadRow):
                     raise record
-                row_id, text, image = prepare(line, record, predictor.needs, image_root)
+                row_id, text, image, note = prepare(line, record, predictor.needs, image_root,
+                                                    allow_missing=predictor.missing_ok)
             except BadRow as bad:
                 report(bad.line, bad.row_id, str(bad))
                 processed += 1
                 continue
-            batch.append((line, row_id, text, image))
+            batch.append((line, row_id, text, image, note))
             if len(batch) == batch_size:
                 flush(batch)
                 batch = []
@@ -237,6 +302,9 @@ def predict_file(model, input_path, output_path, batch_size=32, image_root=None,
             flush(batch)
         if bar is not None and processed < total:
             bar.update(total, finalize=True)
+    if incomplete:
+        print(f"crisis_keras.predict: {incomplete} rows classified with a missing modality "
+              "(see the 'missing' column)", file=err)
     return written, skipped
 
 

@@ -90,7 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sse-p0", type=float, default=None)
     p.add_argument("--image-size", type=int, default=_DEFAULTS.image_size)
     p.add_argument("--resize-to", type=int, default=_DEFAULTS.resize_to)
-    p.add_argument("--on-bad-image", default=_DEFAULTS.on_bad_image, choices=("error", "drop"))
+    p.add_argument("--on-bad-image", default=_DEFAULTS.on_bad_image,
+                   choices=("error", "drop", "missing"),
+                   help="error (default), drop the rows, or missing: keep them as posts "
+                   "without an image (needs --missing-image-rate/--missing-text-rate > 0).")
+    p.add_argument("--missing-image-rate", type=float, default=_DEFAULTS.missing_image_rate,
+                   help="modality dropout: probability that training replaces a pair's image "
+                   "features by a learned 'missing' embedding (default 0: the model as "
+                   "without the option). Either rate > 0 lets the model and its export "
+                   "take posts without an image or text.")
+    p.add_argument("--missing-text-rate", type=float, default=_DEFAULTS.missing_text_rate,
+                   help="the same for the text; never both for one pair (rates sum <= 1).")
     p.add_argument("--max-train-examples", type=int, default=None)
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     p.add_argument("--split-seed", type=int, default=None,

@@ -2,16 +2,13 @@
 JSON with base64 images give the keras model's probabilities; bad requests get
 HTTP 400/404 with a JSON error and the server keeps serving."""
 
-import base64
-import json
-import urllib.error
-import urllib.request
-
 import numpy as np
 import pytest
 
 from crisis_keras import export
 from crisis_keras.serving.rest_server import RestServer
+from support_rest import b64 as _b64
+from support_rest import call as _call
 from support_runs import encode_image, write_untrained_run
 
 TEXTS = ["Flooding  in the CITY http://t.co/abc", "bridge destroyed by the quake", "ok"]
@@ -35,21 +32,6 @@ def served(tmp_path_factory):
                "class_names": server.service.loaded.class_names}
     finally:
         server.shutdown()
-
-
-def _call(url, path, payload=None, raw=None):
-    data = raw if raw is not None else (None if payload is None else json.dumps(payload).encode())
-    request = urllib.request.Request(url + path, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def _b64(data):
-    return {"b64": base64.b64encode(data).decode("ascii")}
 
 
 def _instances(served):

@@ -20,7 +20,16 @@ Bad images. Before any batch is built, `check_images` looks for missing,
 empty and undecodable files (decoded with the pipeline's own TensorFlow
 decoder). `on_bad_image="error"` raises `ImageError` naming them and their TSV
 rows; `"drop"` drops those rows, logs a warning and records the count on the
-dataset (`dataset.num_dropped`, `dataset.bad_image_report`).
+dataset (`dataset.num_dropped`, `dataset.bad_image_report`). `"missing"` keeps
+them as posts without an image, for models trained with modality dropout
+(`modality_mask=True`, issue 13).
+
+Missing modalities. With `modality_mask=True` every batch carries
+`features["modality_mask"]`, float32 `[B, 2]` = [image present, text present]:
+1 for a usable image (0 for a bad one under `on_bad_image="missing"`, whose
+pixels are then zeros and whose file is never read) and 1 for a non-blank
+text. Only models with a `modality_mask` input want it
+(`models.crisis_model.takes_modality_mask`).
 """
 
 import dataclasses
@@ -37,7 +46,8 @@ from crisis_keras.data import images
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("text", "image")
-BAD_IMAGE_MODES = ("error", "drop")
+BAD_IMAGE_MODES = ("error", "drop", "missing")
+MODALITY_MASK = "modality_mask"
 TEXT_COLUMN = "text"
 IMAGE_COLUMN = "image_path"
 _MAX_LISTED = 5
@@ -188,13 +198,17 @@ def check_images(table: pd.DataFrame, column: str = IMAGE_COLUMN) -> BadImageRep
 def drop_bad_images(
     table: pd.DataFrame, on_bad_image: str = "error", column: str = IMAGE_COLUMN
 ) -> Tuple[pd.DataFrame, BadImageReport]:
-    """Check `table`'s images; raise (`"error"`) or drop (`"drop"`) bad rows."""
+    """Check `table`'s images; raise (`"error"`) or drop (`"drop"`) bad rows.
+
+    `"missing"` keeps every row (the report names the bad ones): the caller
+    marks their image as missing (`make_dataset(modality_mask=True)`).
+    """
     if on_bad_image not in BAD_IMAGE_MODES:
         raise ValueError(
             f"on_bad_image must be one of {BAD_IMAGE_MODES}, got {on_bad_image!r}."
         )
     report = check_images(table, column)
-    if report.ok:
+    if report.ok or on_bad_image == "missing":
         return table, report
     if on_bad_image == "error":
         raise ImageError(
@@ -257,6 +271,7 @@ def make_dataset(
     text_preprocessor=None,
     label_column: str = "label_id",
     drop_remainder: bool = False,
+    modality_mask: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` for one split (paper section 4.5).
 
@@ -274,21 +289,55 @@ def make_dataset(
             which the SSE layer uses in training and the model ignores
             otherwise.
         on_bad_image: `"error"` raises `ImageError` before any batch is
-            built; `"drop"` drops those rows (count in `dataset.num_dropped`).
+            built; `"drop"` drops those rows (count in `dataset.num_dropped`);
+            `"missing"` (needs `modality_mask`) keeps them with image
+            presence 0 and zero pixels.
         text_preprocessor: a keras-hub preprocessor; if given,
             `features["text"]` is its dict of token ids instead of strings.
         label_column: the int class-id column used as labels.
         drop_remainder: drop the last incomplete batch.
+        modality_mask: add `features["modality_mask"]` (see module doc);
+            needs both modalities. Rows with neither a usable image nor a
+            non-blank text are dropped (counted in `num_dropped`).
 
     Returns:
-        A `tf.data.Dataset` of `(features, labels)`, labels int32 `[B]`.
+        A `tf.data.Dataset` of `(features, labels)`, labels int32 `[B]`; its
+        `table` attribute holds the rows it serves (training: before shuffling).
     """
     modalities = _validate(table, modalities, label_column, image_size, resize_to)
+    if modality_mask and set(modalities) != set(MODALITIES):
+        raise ValueError(
+            f"modality_mask needs both modalities {MODALITIES}, got {modalities!r}."
+        )
+    if on_bad_image == "missing" and not modality_mask:
+        raise ValueError(
+            "on_bad_image='missing' keeps rows without a usable image, which only a "
+            "model trained with modality dropout (a modality_mask input: "
+            "--missing-image-rate/--missing-text-rate) can take; use 'error' or 'drop'."
+        )
     report = None
+    num_unusable = 0
     if "image" in modalities:
         table, report = drop_bad_images(table, on_bad_image)
         if len(table) == 0:
             raise ImageError(f"No usable image left: {report.summary()}")
+    if modality_mask:
+        image_present = np.ones(len(table), dtype=np.float32)
+        if on_bad_image == "missing":
+            image_present[report.bad_rows] = 0.0
+        text_present = (
+            table[TEXT_COLUMN].fillna("").astype(str).str.strip().str.len().to_numpy() > 0
+        ).astype(np.float32)
+        usable = (image_present + text_present) > 0
+        num_unusable = int((~usable).sum())
+        if num_unusable:
+            logger.warning(
+                "Dropping %d rows with neither a usable image nor text.", num_unusable
+            )
+            table = table.iloc[np.flatnonzero(usable)]
+            image_present, text_present = image_present[usable], text_present[usable]
+        if len(table) == 0:
+            raise ValueError("No row with a usable image or text is left.")
     labels = table[label_column].to_numpy().astype(np.int32)
     slices = {
         "index": np.arange(len(table), dtype=np.int64),
@@ -298,6 +347,8 @@ def make_dataset(
         slices["text"] = table[TEXT_COLUMN].astype(str).to_numpy(dtype=object)
     if "image" in modalities:
         slices["path"] = table[IMAGE_COLUMN].astype(str).to_numpy(dtype=object)
+    if modality_mask:
+        slices["mask"] = np.stack([image_present, text_present], axis=-1)
     ds = tf.data.Dataset.from_tensor_slices(slices)
 
     if training:
@@ -310,14 +361,25 @@ def make_dataset(
         if "text" in modalities:
             features["text"] = element["text"]
         if "image" in modalities:
-            data = tf.io.read_file(element["path"])
-            if training:
-                element_seed = tf.stack([noise, element["index"]])
-                features["image"] = images.preprocess_for_training(
-                    data, element_seed, resize_to, image_size
+
+            def image():
+                data = tf.io.read_file(element["path"])
+                if training:
+                    element_seed = tf.stack([noise, element["index"]])
+                    return images.preprocess_for_training(
+                        data, element_seed, resize_to, image_size
+                    )
+                return images.preprocess_for_eval(data, resize_to, image_size)
+
+            if modality_mask:
+                features["image"] = tf.cond(
+                    element["mask"][0] > 0.5,
+                    image,
+                    lambda: tf.zeros([image_size, image_size, 3], tf.float32),
                 )
+                features[MODALITY_MASK] = element["mask"]
             else:
-                features["image"] = images.preprocess_for_eval(data, resize_to, image_size)
+                features["image"] = image()
         if sse_labels:
             features["sse_label"] = element["label"]
         return features, element["label"]
@@ -334,5 +396,7 @@ def make_dataset(
         ds = ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.bad_image_report = report
-    ds.num_dropped = report.num_bad if report is not None else 0
+    ds.table = table  # the rows served (evaluation: in this order)
+    dropped_images = report.num_bad if report is not None and on_bad_image == "drop" else 0
+    ds.num_dropped = dropped_images + num_unusable
     return ds

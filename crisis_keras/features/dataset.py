@@ -9,6 +9,12 @@ the cache holds training crops, takes one of them per image at random, so
 the paper's crop-and-flip augmentation (section 4.5) survives caching;
 evaluation keeps the table order and the center crop. Rows are gathered from
 the memory-mapped arrays one batch at a time.
+
+With `modality_mask=True` (models trained with modality dropout, issue 13)
+batches also carry `modality_mask` float32 `[B, 2]` = [image present, text
+present]: ones, except, with `on_missing="missing"`, for rows the cache has
+no features of (bad images left out at extraction), whose features are then
+zeros and presence 0.
 """
 
 import numpy as np
@@ -17,6 +23,7 @@ import tensorflow as tf
 
 from crisis_keras.features.store import FeatureStore
 from crisis_keras.models.backbone_outputs import IMAGE_FEATURES, TEXT_FEATURES
+from crisis_keras.models.crisis_model import MODALITY_MASK
 
 
 def make_feature_dataset(
@@ -31,6 +38,7 @@ def make_feature_dataset(
     sse_labels: bool = False,
     on_missing: str = "error",
     label_column: str = "label_id",
+    modality_mask: bool = False,
 ):
     """(dataset, kept table): batches of one split's cached features.
 
@@ -42,8 +50,17 @@ def make_feature_dataset(
         seed: this dataset's shuffle and crop seed.
         modalities: which features the model takes.
         sse_labels: add `features["sse_label"]`.
-        on_missing: "error" or "drop" for rows absent from the cache.
+        on_missing: "error" or "drop" for rows absent from the cache;
+            "missing" (needs `modality_mask`) keeps them, that modality missing.
+        modality_mask: add `features["modality_mask"]` (needs both modalities).
     """
+    if modality_mask and set(modalities) != {"text", "image"}:
+        raise ValueError(f"modality_mask needs both modalities, got {tuple(modalities)!r}.")
+    if on_missing == "missing" and not modality_mask:
+        raise ValueError(
+            "on_missing='missing' keeps rows without cached features, which only a model "
+            "trained with modality dropout (a modality_mask input) can take."
+        )
     image_rows, text_rows, keep = store.rows_for(split, table, modalities, on_missing)
     kept = table.iloc[np.flatnonzero(keep)]
     if len(kept) == 0:
@@ -61,18 +78,28 @@ def make_feature_dataset(
         if crops is not None:
             crop_ids = rng.integers(0, crops.shape[1], size=n)
 
+    def take(array, rows, *more):
+        absent = rows < 0
+        if not absent.any():
+            return np.asarray(array[(rows, *more)])
+        values = np.array(array[(np.where(absent, 0, rows), *more)])
+        values[absent] = 0  # a missing modality: the model's stand-in replaces it
+        return values
+
     def gather(positions):
         positions = np.asarray(positions)
         out = []
         if image is not None:
             rows = image_rows[positions]
             if crops is not None:
-                out.append(np.asarray(crops[rows, crop_ids[positions]]))
+                out.append(take(crops, rows, crop_ids[positions]))
             else:
-                out.append(np.asarray(image[rows]))
+                out.append(take(image, rows))
         if text is not None:
-            out.append(np.asarray(text[text_rows[positions]]))
+            out.append(take(text, text_rows[positions]))
         return tuple(out)
+
+    presence = np.stack([image_rows >= 0, text_rows >= 0], axis=-1).astype(np.float32)
 
     # Rows travel in the cache's dtype (float16: half the bytes) and are cast in the graph.
     signature = []
@@ -89,6 +116,8 @@ def make_feature_dataset(
             value.set_shape(spec.shape)
             features[name] = tf.cast(value, tf.float32)
         batch_labels = tf.gather(labels, positions)
+        if modality_mask:
+            features[MODALITY_MASK] = tf.gather(presence, positions)
         if sse_labels:
             features["sse_label"] = batch_labels
         return features, batch_labels

@@ -178,6 +178,12 @@ def extract_features(
     out = Path(out)
     if spec.dtype not in DTYPES:
         raise ValueError(f"feature dtype must be one of {DTYPES}, got {spec.dtype!r}.")
+    if on_bad_image not in ("error", "drop"):
+        raise ValueError(
+            f"on_bad_image must be 'error' or 'drop' for extraction, got {on_bad_image!r} "
+            "(a cache holds decodable images only; a run with --on-bad-image missing "
+            "treats rows without cached image features as posts without an image)."
+        )
     tables = _kept_tables(data, spec, splits, on_bad_image)
     model_config = extractor_config(spec.to_dict())
     manifest = {

@@ -115,7 +115,9 @@ class FeatureStore:
         consistency draw, `data/consistency.py`) finds the features of the
         side it now carries. Rows the cache lacks (e.g. dropped as bad images
         at extraction) raise, or are dropped with a warning when
-        `on_missing="drop"`.
+        `on_missing="drop"`; with `on_missing="missing"` (models trained with
+        modality dropout) a row absent for one modality is kept with row -1
+        there (that modality is missing) and one absent for all is dropped.
 
         Returns:
             (image_rows, text_rows, keep): int64 arrays over the kept rows
@@ -143,14 +145,19 @@ class FeatureStore:
                     f"{int(missing.sum())} of {len(table)} {split} rows have no cached "
                     f"{modality} features in {self.directory} ({where})"
                 )
-                if on_missing != "drop":
+                if on_missing not in ("drop", "missing"):
                     raise FeatureCacheMismatch(
                         message + ": extract features for this data (same task, setting "
                         "and events), or pass --on-bad-image drop."
                     )
-                logger.warning("Dropping %s", message)
-                keep &= ~missing
-            rows[modality] = found
+                if on_missing == "drop":
+                    logger.warning("Dropping %s", message)
+                    keep &= ~missing
+                else:
+                    logger.warning("Marking as missing: %s", message)
+            rows[modality] = np.where(np.isnan(found), -1, found)
+        if on_missing == "missing" and rows:
+            keep &= np.any([r >= 0 for r in rows.values()], axis=0)
         n = int(keep.sum())
         image_rows = rows["image"][keep].astype(np.int64) if "image" in rows else np.full(n, -1)
         text_rows = rows["text"][keep].astype(np.int64) if "text" in rows else np.full(n, -1)

@@ -3,13 +3,15 @@ self-attention (section 3.3), SSE-Graph (eq. 9-10), and the in-graph input
 steps (tweet normalization of section 4.5, DenseNet's image normalization).
 Baseline layers (section 4.3, Table 8): compact bilinear pooling (Fukui et al.
 2016), score fusion, mix-up (Zhang et al. 2018), MMBT's multimodal BERT
-(Kiela et al. 2019)."""
+(Kiela et al. 2019). Missing modalities (issue 13): learned stand-ins and
+modality dropout."""
 
 from crisis_keras.layers.co_attention import CoAttention
 from crisis_keras.layers.compact_bilinear_pooling import CompactBilinearPooling
 from crisis_keras.layers.cross_attention import CrossAttention, GatedFusion
 from crisis_keras.layers.image_normalization import ImageNormalization
 from crisis_keras.layers.mixup import MixUp, MixUpLoss
+from crisis_keras.layers.modality_dropout import MissingModality
 from crisis_keras.layers.multimodal_bitransformer import ImageRegionPooling, MultimodalBitransformer
 from crisis_keras.layers.projection import Projection
 from crisis_keras.layers.score_fusion import ScoreFusion
@@ -24,6 +26,7 @@ __all__ = [
     "GatedFusion",
     "ImageNormalization",
     "ImageRegionPooling",
+    "MissingModality",
     "MixUp",
     "MixUpLoss",
     "MultimodalBitransformer",

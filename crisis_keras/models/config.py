@@ -94,6 +94,18 @@ class ModelConfig:
             the same, with the same names.
         image_feature_shape: f_i's shape, e.g. (7, 7, 1280); text_feature_dim:
             e_i's size, e.g. 384. Both required when `feature_inputs`.
+    Missing modalities (issue 13; `layers/modality_dropout.py`):
+        missing_modalities: the model takes a `modality_mask` input
+            (`[B, 2]`: image present, text present) and a `missing_modality`
+            layer puts a learned embedding in place of an absent f_i / e_i
+            (after the backbones, before the projections). Set automatically
+            when a rate below is > 0; False = the model without them, layer
+            for layer. Only for models fusing both modalities through
+            `backbone_features` (sse_cross and its variants, the compact
+            bilinear and mix-up/shuffle baselines).
+        missing_image_rate, missing_text_rate: modality dropout in training,
+            the probability that a complete pair loses its image (its text);
+            never both, so their sum must be <= 1.
     """
 
     image_backbone: str = "densenet121"
@@ -132,9 +144,15 @@ class ModelConfig:
     image_feature_shape: Optional[Tuple[int, ...]] = None
     text_feature_dim: Optional[int] = None
 
+    missing_modalities: bool = False
+    missing_image_rate: float = 0.0
+    missing_text_rate: float = 0.0
+
     def __post_init__(self):
         if isinstance(self.image_feature_shape, list):  # from JSON
             object.__setattr__(self, "image_feature_shape", tuple(self.image_feature_shape))
+        if self.missing_image_rate or self.missing_text_rate:
+            object.__setattr__(self, "missing_modalities", True)  # a rate implies the layer
         self.validate()
 
     def validate(self) -> "ModelConfig":
@@ -192,6 +210,21 @@ class ModelConfig:
                     "ModelConfig.text_feature_dim must be a positive int when "
                     f"feature_inputs=True, got {dim!r}."
                 )
+        for field in ("missing_image_rate", "missing_text_rate"):
+            value = getattr(self, field)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0.0 <= value <= 1.0:
+                raise ValueError(f"ModelConfig.{field} must be in [0, 1], got {value!r}.")
+        if self.missing_image_rate + self.missing_text_rate > 1.0 + 1e-9:
+            raise ValueError(
+                "ModelConfig.missing_image_rate + missing_text_rate must be <= 1 (a pair "
+                f"never loses both modalities), got {self.missing_image_rate} + "
+                f"{self.missing_text_rate}."
+            )
+        if not isinstance(self.missing_modalities, bool):
+            raise ValueError(
+                f"ModelConfig.missing_modalities must be a bool, got {self.missing_modalities!r}."
+            )
         if self.image_weights is not None and not isinstance(self.image_weights, str):
             raise ValueError(
                 "ModelConfig.image_weights must be 'imagenet', None or a file path, "

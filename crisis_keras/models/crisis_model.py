@@ -18,6 +18,9 @@ MODALITIES = ("text", "image")
 # Inputs that carry a modality: raw (`text`, `image`) or the backbones'
 # cached outputs (`text_features`, `image_features`; `crisis_keras.features`).
 MODALITY_INPUTS = {"text": ("text", "text_features"), "image": ("image", "image_features")}
+# float32 [B, 2] = [image_present, text_present]: only models built with
+# `ModelConfig.missing_modalities` have it (`layers/modality_dropout.py`).
+MODALITY_MASK = "modality_mask"
 
 
 def model_input_names(model) -> tuple:
@@ -31,6 +34,11 @@ def model_modalities(model) -> tuple:
     """The modalities (`text`, `image`) a model takes, in that order."""
     names = model_input_names(model)
     return tuple(m for m in MODALITIES if any(n in names for n in MODALITY_INPUTS[m]))
+
+
+def takes_modality_mask(model) -> bool:
+    """True for a model built with `missing_modalities` (a `modality_mask` input)."""
+    return MODALITY_MASK in model_input_names(model)
 
 
 def takes_cached_features(model) -> bool:

@@ -141,6 +141,12 @@ def build_model(name, task_or_num_classes, config=None, **overrides):
     entry = get_entry(name)
     config = resolve_config(name, config, **overrides)
     model = entry.builder(_num_classes(task_or_num_classes), config, name=name)
+    if config.missing_modalities and "missing_modality" not in {layer.name for layer in model.layers}:
+        raise ValueError(
+            f"model {name!r} does not support missing_modalities (modality dropout): only "
+            "models fusing both modalities through `backbone_features` do (sse_cross and "
+            "its variants, the compact bilinear and mix-up/shuffle baselines)."
+        )
     if isinstance(model, CrisisModel):
         model.model_config = config
         model.registered_name = name

@@ -2,6 +2,8 @@
 
     text  -> tweet_normalization -> text_preprocessor -> text_backbone -> text_cls   e_i (eq. 2)
     image -> image_normalization -> image_backbone                                   f_i (eq. 1)
+    [f_i, e_i, modality_mask] -> missing_modality (only with missing_modalities:
+        learned stand-ins for absent modalities, modality dropout in training)
     [f_i, e_i, sse_label] -> sse (eq. 9-10, training only)
     -> image_projection (eq. 3), text_projection (eq. 4)
     -> cross_attention (eq. 5-6, masks from the other modality, concat)
@@ -17,11 +19,12 @@ import keras
 from crisis_keras.layers import (
     CoAttention,
     CrossAttention,
+    MissingModality,
     Projection,
     SelfAttention,
     StochasticSharedEmbedding,
 )
-from crisis_keras.models.crisis_model import CrisisModel
+from crisis_keras.models.crisis_model import MODALITY_MASK, CrisisModel
 from crisis_keras.models.heads import classification_head
 from crisis_keras.models.backbone_outputs import (
     IMAGE_FEATURES,
@@ -31,13 +34,22 @@ from crisis_keras.models.backbone_outputs import (
 )
 from crisis_keras.models.registry import register_model
 
+MISSING_SEED_OFFSET = 7919  # missing_modality's seed = config.seed + this
+
 
 def model_inputs(config, text=True, image=True, sse_label=False):
     """The named `keras.Input`s: `text` (string, shape ()), `image` (float32
     `image_size x image_size x 3`, 0..255 RGB), `sse_label` (int32, shape (),
     optional). With `config.feature_inputs` the backbones' cached outputs
     replace the raw inputs: `text_features` (float32 `[text_feature_dim]`)
-    and `image_features` (float32 `image_feature_shape`)."""
+    and `image_features` (float32 `image_feature_shape`). With
+    `config.missing_modalities`, `modality_mask` (float32 `[2]`: image
+    present, text present; optional, None = both present)."""
+    if config.missing_modalities and not (text and image):
+        raise ValueError(
+            "missing_modalities (modality dropout) needs a model of both modalities; "
+            f"this one takes only {'text' if text else 'image'}."
+        )
     inputs = {}
     if text and config.feature_inputs:
         inputs[TEXT_FEATURES] = keras.Input(
@@ -54,15 +66,34 @@ def model_inputs(config, text=True, image=True, sse_label=False):
         inputs["image"] = keras.Input(shape=(size, size, 3), dtype="float32", name="image")
     if sse_label:
         inputs["sse_label"] = keras.Input(shape=(), dtype="int32", name="sse_label", optional=True)
+    if config.missing_modalities:
+        inputs[MODALITY_MASK] = keras.Input(
+            shape=(2,), dtype="float32", name=MODALITY_MASK, optional=True
+        )
     return inputs
 
 
 def backbone_features(inputs, config):
-    """(f_i, e_i): image feature map (or its global average) and [CLS] embedding."""
+    """(f_i, e_i): image feature map (or its global average) and [CLS] embedding.
+
+    With `config.missing_modalities` both pass through `missing_modality`
+    (absent ones -> learned embeddings; modality dropout in training), before
+    SSE: the backbone output of a placeholder (an absent image's zero pixels)
+    must never reach another pair as if it were real, so SSE moves the
+    stand-in instead, like any other feature (a pair can then, rarely, hold
+    two stand-ins: SSE's p0/2 times the other side's missing rate). Its
+    seed is offset from `config.seed` so its draws are not SSE's.
+    """
     e = text_embedding(inputs, config)
     f = image_feature_map(inputs, config)
     if config.image_pooling == "avg":
         f = keras.layers.GlobalAveragePooling2D(name="image_pooling")(f)
+    if config.missing_modalities:
+        f, e = MissingModality(
+            config.missing_image_rate, config.missing_text_rate,
+            seed=None if config.seed is None else config.seed + MISSING_SEED_OFFSET,
+            name="missing_modality",
+        )([f, e, inputs[MODALITY_MASK]])
     return f, e
 
 
@@ -98,6 +129,9 @@ def build_sse_cross(num_classes, config, name="sse_cross"):
     None when the dict lacks it (a plain functional model would need
     `{"sse_label": None}` explicitly), so `model({"text": t, "image": x})`,
     `predict` and `evaluate` work without labels; SSE is then the identity.
+    With `config.missing_modalities`, the optional `modality_mask` float32
+    `[B, 2]` ([image present, text present], None = both) selects the learned
+    stand-ins of `missing_modality`.
     Output: float32 softmax `[B, num_classes]`.
     """
     inputs = model_inputs(config, sse_label=config.sse)

@@ -14,6 +14,13 @@ Endpoints (as TF Serving's, https://www.tensorflow.org/tfx/serving/api_rest):
   `{"outputs": {"probabilities": [[...]], "class_id": [...], "class_name": [...]}}`.
   Inputs whose names end in `_bytes` are base64 objects `{"b64": "..."}`.
 
+Posts without an image or text (issue 13). A model trained with modality
+dropout (its signature returns `missing`) takes rows whose `image_bytes` or
+`text` is absent, null, `{"b64": ""}` or `""`: the row is classified from the
+other modality and its `missing` says which one was absent ("" = none); a row
+with neither gets 400. A model trained without it answers an absent field or
+an empty image with 400 and an error naming the row.
+
 A bad request (invalid JSON, a missing or unknown field, bad base64, an image
 that does not decode, unequal batch sizes) gets HTTP 400 and `{"error": "..."}`;
 the server keeps serving. It binds 127.0.0.1 by default. The SavedModel is loaded
@@ -124,9 +131,13 @@ class PredictionService:
         if ("instances" in request) == ("inputs" in request):
             raise RequestError("the request must have exactly one of 'instances' or 'inputs'.")
         row_format = "instances" in request
-        columns = (self._columns_from_instances(request["instances"], specs) if row_format
-                   else self._columns_from_inputs(request["inputs"], specs))
-        tensors = {name: self._tensor(name, values, specs[name])
+        # Trained with modality dropout: a modality may be absent from a row.
+        optional = ({n for n, spec in specs.items() if spec.dtype == tf.string}
+                    if "missing" in fn.structured_outputs else set())
+        columns = (self._columns_from_instances(request["instances"], specs, optional)
+                   if row_format
+                   else self._columns_from_inputs(request["inputs"], specs, optional))
+        tensors = {name: self._tensor(name, values, specs[name], bool(optional))
                    for name, values in columns.items()}
         try:
             outputs = fn(**tensors)
@@ -139,7 +150,7 @@ class PredictionService:
         return {"outputs": outputs}
 
     @staticmethod
-    def _columns_from_instances(instances, specs):
+    def _columns_from_instances(instances, specs, optional=()):
         if not isinstance(instances, list) or not instances:
             raise RequestError("'instances' must be a non-empty list.")
         names = sorted(specs)
@@ -149,19 +160,28 @@ class PredictionService:
         for i, instance in enumerate(instances):
             if not isinstance(instance, dict):
                 raise RequestError(f"instances[{i}] must be an object with keys {names}.")
-            _check_fields(instance, names, f"instances[{i}]")
+            absent = [n for n in optional if n not in instance]
+            _check_fields({n: None for n in absent} | instance, names, f"instances[{i}]")
             for name in names:
-                columns[name].append(instance[name])
+                columns[name].append(instance.get(name))
         return columns
 
     @staticmethod
-    def _columns_from_inputs(inputs, specs):
+    def _columns_from_inputs(inputs, specs, optional=()):
         names = sorted(specs)
         if not isinstance(inputs, dict):
             if len(names) == 1:
                 inputs = {names[0]: inputs}
             else:
                 raise RequestError(f"'inputs' must be an object with keys {names}.")
+        given = [n for n in names if n in inputs]
+        if optional and given and len(given) < len(names):
+            # a whole modality absent: every row lacks it
+            if not isinstance(inputs[given[0]], list):
+                raise RequestError(
+                    f"inputs[{given[0]!r}] must be a non-empty list (one value a row).")
+            rows = len(inputs[given[0]])
+            inputs = {**{n: [None] * rows for n in optional if n not in inputs}, **inputs}
         _check_fields(inputs, names, "'inputs'")
         lengths = set()
         for name in names:
@@ -174,10 +194,13 @@ class PredictionService:
         return {name: inputs[name] for name in names}
 
     @staticmethod
-    def _tensor(name, values, spec):
+    def _tensor(name, values, spec, missing_ok=False):
         if spec.dtype == tf.string:
             out = []
             for i, value in enumerate(values):
+                if value is None and missing_ok:
+                    out.append(b"")  # absent: the model's missing-modality stand-in
+                    continue
                 if isinstance(value, dict):
                     if set(value) != {"b64"} or not isinstance(value["b64"], str):
                         raise RequestError(f"{name}[{i}]: expected {{\"b64\": \"...\"}}.")
@@ -187,6 +210,8 @@ class PredictionService:
                         raise RequestError(f"{name}[{i}]: invalid base64 ({err}).") from None
                 elif isinstance(value, str) and not name.endswith("_bytes"):
                     out.append(value.encode("utf-8"))
+                elif value == "" and missing_ok:
+                    out.append(b"")
                 elif name.endswith("_bytes"):
                     raise RequestError(
                         f"{name}[{i}]: binary inputs (names ending in _bytes) must be "
@@ -194,6 +219,11 @@ class PredictionService:
                 else:
                     raise RequestError(f"{name}[{i}]: expected a string, got "
                                        f"{type(value).__name__}.")
+                if name.endswith("_bytes") and not out[-1] and not missing_ok:
+                    raise RequestError(
+                        f"{name}[{i}] is empty: this model was trained without modality "
+                        "dropout and needs an image for every row (a model trained with "
+                        "--missing-image-rate > 0 takes posts without one).")
             return tf.constant(out, dtype=tf.string)
         try:
             array = np.asarray(values, dtype=spec.dtype.as_numpy_dtype)

@@ -19,6 +19,14 @@ config.json text), `image_size`, `resize_to`, `sequence_length`.
 
 Only the modalities the model takes appear as inputs (a text-only model has no
 `image_bytes`, an image-only model no `text` and no `token_ids` signature).
+
+Missing modalities (issue 13). For a model trained with modality dropout (a
+`modality_mask` input), an empty `image_bytes` means "no image" (it is not
+decoded) and an empty or blank `text` "no text" (in `token_ids`: no token
+but [CLS] and [SEP]); both signatures then also return `missing`, tf.string
+`[B]`: "", "image" or "text". A row with neither is an InvalidArgumentError.
+A model trained without it keeps the signatures above: an empty image fails
+to decode (InvalidArgumentError), as any undecodable one.
 """
 
 import json
@@ -26,8 +34,8 @@ import json
 import keras
 import tensorflow as tf
 
-from crisis_keras.data.images import preprocess_batch_for_eval
-from crisis_keras.models.crisis_model import model_input_names
+from crisis_keras.data.images import preprocess_batch_for_eval, preprocess_for_eval
+from crisis_keras.models.crisis_model import MODALITY_MASK, model_input_names
 
 TOKEN_INPUTS = ("token_ids", "padding_mask", "segment_ids")
 SIGNATURE_SERVING = "serving_default"
@@ -74,7 +82,7 @@ def token_ids_submodel(model):
     tokens = token_tensors(model)
     names = model_input_names(model)
     inputs = [tokens[name] for name in TOKEN_INPUTS]
-    rest = [name for name in ("image", "sse_label") if name in names]
+    rest = [name for name in ("image", "sse_label", MODALITY_MASK) if name in names]
     inputs += [_model_input(model, name) for name in rest]
     outputs = model.output
     sub = keras.Model(inputs, outputs, name=f"{model.name}_from_token_ids")
@@ -135,6 +143,8 @@ class ServingModule(tf.Module):
         self.task = tf.Variable(str(task), trainable=False, name="task")
         self.config_json = tf.Variable(config_json, trainable=False, name="config_json")
         self.has_text = "text" in self.modalities
+        # trained with modality dropout: empty inputs are "missing" (module doc)
+        self.missing_modalities = MODALITY_MASK in names
         self.sequence_length = sequence_length(model) if self.has_text else 0
         self.assets = {
             key.replace(".", "_"): tf.saved_model.Asset(str(path))
@@ -158,11 +168,53 @@ class ServingModule(tf.Module):
     def _images(self, image_bytes):
         return preprocess_batch_for_eval(image_bytes, self.resize_to, self.image_size)
 
-    def _outputs(self, probabilities):
+    def _images_or_blank(self, image_bytes, present):
+        """`_images` for present rows; zeros (never decoded) for missing ones."""
+        size = self.image_size
+
+        def one(args):
+            data, ok = args
+            return tf.cond(
+                ok,
+                lambda: preprocess_for_eval(data, self.resize_to, size),
+                lambda: tf.zeros([size, size, 3], tf.float32),
+            )
+
+        return tf.map_fn(
+            one, (image_bytes, present),
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
+
+    @staticmethod
+    def _presence(image_bytes, text_present):
+        """(image_present, text_present, check): a row needs one of the two."""
+        image_present = tf.strings.length(image_bytes) > 0
+        check = tf.debugging.assert_equal(
+            tf.logical_or(image_present, text_present), True,
+            message="a row has neither text nor an image (both empty); send at least one",
+        )
+        return image_present, text_present, check
+
+    @staticmethod
+    def _modality_mask(image_present, text_present):
+        return tf.cast(tf.stack([image_present, text_present], axis=-1), tf.float32)
+
+    @staticmethod
+    def _missing(image_present, text_present):
+        """tf.string `[B]`: "image", "text" or "" (nothing missing)."""
+        return tf.where(
+            image_present, tf.where(text_present, tf.constant(""), tf.constant("text")),
+            tf.constant("image"),
+        )
+
+    def _outputs(self, probabilities, presence=None):
         probabilities = tf.cast(probabilities, tf.float32)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         class_name = tf.gather(self.class_names, class_id)
-        return {"probabilities": probabilities, "class_id": class_id, "class_name": class_name}
+        out = {"probabilities": probabilities, "class_id": class_id, "class_name": class_name}
+        if presence is not None:
+            out["missing"] = self._missing(*presence)
+        return out
 
     @staticmethod
     def _same_batch(tensors):
@@ -188,33 +240,54 @@ class ServingModule(tf.Module):
         def run_raw(text=None, image_bytes=None):
             given = [t for t in (text, image_bytes) if t is not None]
             batch, checks = self._same_batch(given)
+            presence = None
+            if self.missing_modalities:
+                with tf.control_dependencies(checks):  # equal batches first
+                    text_present = tf.strings.length(tf.strings.strip(text)) > 0
+                    *presence, check = self._presence(image_bytes, text_present)
+                checks.append(check)
             with tf.control_dependencies(checks):
                 features = {}
                 if text is not None:
                     features["text"] = tf.identity(text)
-                if image_bytes is not None:
+                if presence is not None:
+                    features["image"] = self._images_or_blank(image_bytes, presence[0])
+                    features[MODALITY_MASK] = self._modality_mask(*presence)
+                elif image_bytes is not None:
                     features["image"] = self._images(image_bytes)
                 if "sse_label" in model_names:
                     features["sse_label"] = self._sse(model_names, batch)
-                return self._outputs(model(features, training=False))
+                return self._outputs(model(features, training=False), presence)
 
         def run_tokens(token_ids, padding_mask, segment_ids, image_bytes=None):
             given = [token_ids, padding_mask, segment_ids]
             if image_bytes is not None:
                 given.append(image_bytes)
             batch, checks = self._same_batch(given)
+            presence = None
+            if self.missing_modalities:
+                with tf.control_dependencies(checks):  # equal batches first
+                    # an empty text tokenizes to [CLS] [SEP] only
+                    words = tf.reduce_sum(
+                        tf.cast(tf.cast(padding_mask, tf.bool), tf.int32), axis=-1
+                    )
+                    *presence, check = self._presence(image_bytes, words > 2)
+                checks.append(check)
             with tf.control_dependencies(checks):
                 values = {
                     "token_ids": tf.identity(token_ids),
                     "padding_mask": tf.cast(padding_mask, tf.bool),
                     "segment_ids": segment_ids,
                 }
-                if image_bytes is not None:
+                if presence is not None:
+                    values["image"] = self._images_or_blank(image_bytes, presence[0])
+                    values[MODALITY_MASK] = self._modality_mask(*presence)
+                elif image_bytes is not None:
                     values["image"] = self._images(image_bytes)
                 if "sse_label" in self._token_input_names:
                     values["sse_label"] = self._sse(self._token_input_names, batch)
                 inputs = [values[name] for name in self._token_input_names]
-                return self._outputs(self.token_model(inputs, training=False))
+                return self._outputs(self.token_model(inputs, training=False), presence)
 
         has_image = "image" in self.modalities
         if self.has_text and has_image:

@@ -63,7 +63,12 @@ class TrainConfig:
     # Images (section 4.5): shortest side to 228, 224 crops.
     image_size: int = 224
     resize_to: int = 228
-    on_bad_image: str = "error"  # or "drop"
+    on_bad_image: str = "error"  # or "drop"; "missing": keep as posts without an image
+    # Missing modalities (issue 13): modality dropout, the probability that training
+    # drops a complete pair's image / text (never both: sum <= 1). Either > 0 builds
+    # the model with a modality_mask input (ModelConfig.missing_modalities).
+    missing_image_rate: float = 0.0
+    missing_text_rate: float = 0.0
     # Run bookkeeping.
     seed: int = 0
     # Seed of the data's random splits (MEDIC dev split, Setting C); None: `seed`.

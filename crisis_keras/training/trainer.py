@@ -32,7 +32,7 @@ from crisis_keras.data.setting_b import setting_b_training_table
 from crisis_keras.evaluation import reports
 from crisis_keras.evaluation.metrics import classification_metrics
 from crisis_keras.models import build_model
-from crisis_keras.models.crisis_model import model_input_names, model_modalities
+from crisis_keras.models.crisis_model import MODALITY_MASK, model_input_names, model_modalities
 from crisis_keras.training import class_weights as cw
 from crisis_keras.training import resume
 from crisis_keras.training.config import TrainConfig
@@ -145,6 +145,10 @@ def build_run_model(config: TrainConfig, num_classes: int, store=None):
         overrides["sse_p0"] = config.sse_p0
     if config.sse_rho is not None:
         overrides["sse_rho"] = config.sse_rho
+    if config.missing_image_rate or config.missing_text_rate:
+        # modality dropout (issue 13); both 0 leaves the model as it was
+        overrides.update(missing_image_rate=config.missing_image_rate,
+                         missing_text_rate=config.missing_text_rate)
     if store is None:
         return build_model(config.model, num_classes, **overrides)
     from crisis_keras.features.run import check_run_against_cache, feature_model_overrides
@@ -165,19 +169,22 @@ def compile_model(model, config: TrainConfig) -> None:
 
 
 def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, seed,
-                split="train", store=None):
+                split="train", store=None, with_rows=False):
     """Batches of `table` for `model`: from images and text, or, with a feature
-    `store`, from the cached features of `split` (`features.dataset`)."""
+    `store`, from the cached features of `split` (`features.dataset`; with
+    `with_rows`, `(batches, rows kept)`). Models with a `modality_mask` input
+    get it (issue 13)."""
     names = model_input_names(model)
     if store is not None:
         from crisis_keras.features.dataset import make_feature_dataset
 
-        ds, _ = make_feature_dataset(
+        ds, kept = make_feature_dataset(
             store, split, table, training=training, batch_size=config.batch_size,
             seed=seed, modalities=model_modalities(model),
             sse_labels="sse_label" in names, on_missing=config.on_bad_image,
+            modality_mask=MODALITY_MASK in names,
         )
-        return ds
+        return (ds, kept) if with_rows else ds
     return make_dataset(
         table,
         training=training,
@@ -188,6 +195,7 @@ def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, se
         resize_to=config.resize_to,
         sse_labels="sse_label" in names,
         on_bad_image=config.on_bad_image,
+        modality_mask=MODALITY_MASK in names,
     )
 
 
@@ -259,6 +267,17 @@ def per_class_f1_line(metrics: Dict) -> str:
     return "  per-class F1: " + ", ".join(parts)
 
 
+def evaluation_dataset(model, table: pd.DataFrame, config: TrainConfig, split, store=None):
+    """(batches, the rows they hold, in order) of one split, for evaluation."""
+    if store is not None:
+        return dataset_for(model, table, config, training=False, seed=config.seed,
+                           split=split, store=store, with_rows=True)
+    if "image" in model_modalities(model):
+        table, _ = drop_bad_images(table, config.on_bad_image)
+    ds = dataset_for(model, table, config, training=False, seed=config.seed)
+    return ds, ds.table
+
+
 def evaluate_model(model, data: CrisisMMD, config: TrainConfig, splits, store=None) -> Dict:
     """Metrics and predictions of `model` on each of `splits` present."""
     results, frames = {}, []
@@ -266,17 +285,7 @@ def evaluate_model(model, data: CrisisMMD, config: TrainConfig, splits, store=No
         table = data.splits.get(split)
         if table is None or len(table) == 0:
             continue
-        if store is not None:
-            from crisis_keras.features.dataset import make_feature_dataset
-
-            ds, table = make_feature_dataset(
-                store, split, table, training=False, batch_size=config.batch_size,
-                modalities=model_modalities(model), on_missing=config.on_bad_image,
-            )
-        else:
-            if "image" in model_modalities(model):
-                table, _ = drop_bad_images(table, config.on_bad_image)
-            ds = dataset_for(model, table, config, training=False, seed=config.seed)
+        ds, table = evaluation_dataset(model, table, config, split, store)
         probabilities = model.predict(ds, verbose=0)
         kept = table
         predicted = probabilities.argmax(axis=-1)
@@ -457,6 +466,14 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     best = keras.saving.load_model(run_dir / BEST_MODEL)
     results, frames = evaluate_model(best, data, config, ("dev", "test"), store)
     write_evaluation(run_dir, results, frames, data)
+    if MODALITY_MASK in model_input_names(best):  # trained with modality dropout (issue 13)
+        from crisis_keras.training import missing_modalities as missing
+
+        missing.write_missing_metrics(
+            run_dir / missing.METRICS_FILE,
+            missing.evaluate_missing_modalities(best, data, config, ("dev", "test"), store),
+            data,
+        )
     state.finished = True
     _write_wall_time(run_dir / TIMING_FILE, time.perf_counter() - started)
     state.save(checkpoint_dir)

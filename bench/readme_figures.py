@@ -359,6 +359,49 @@ def features_section(options) -> str:
          "(`python bench/throughput.py`).", ""])
 
 
+# -- options measured on real data: experiments/option_studies.py --------------------
+
+def _study_rows(study, columns):
+    """Condensed markdown rows of one option study (finished runs only)."""
+    from experiments import compare
+
+    rows = []
+    for text in study.variants:
+        variant = compare.parse_variant(text)
+        runs = [compare.run_summary(ROOT / "runs" / "real" / study.name / f"{variant.slug}-seed{seed}")
+                for seed in study.seeds]
+        done = [r for r in runs if r is not None]
+        cells = [compare._mean_sd([r[key] for r in done]) if key != "best_loss_epoch"
+                 else compare._epochs([r[key] for r in done]) for key in columns]
+        rows.append(f"| {variant.label} | {len(done)}/{len(study.seeds)} | " + " | ".join(cells) + " |")
+    return rows
+
+
+@section("options", "option studies on real data (python experiments/option_studies.py)")
+def options_section(options) -> str:
+    """Reads the finished runs of `experiments/option_studies.py`; trains nothing."""
+    sys.path.insert(0, str(ROOT))
+    from experiments.option_studies import STUDIES
+
+    lines = []
+    for name, study in STUDIES.items():
+        missing = name.startswith("missing/")
+        columns = ["accuracy", "macro_f1"] + (
+            ["no_image_macro_f1", "no_text_macro_f1"] if missing else []) + ["best_loss_epoch"]
+        header = ["variant", "seeds", "dev acc", "dev macro F1"] + (
+            ["dev macro F1, image removed", "dev macro F1, text removed"] if missing else []) + [
+            "best dev loss at epoch"]
+        lines += [f"**{study.title}** (`python experiments/option_studies.py {name}`; "
+                  f"full table: [experiments/results/{name}.md](experiments/results/{name}.md))", "",
+                  "| " + " | ".join(header) + " |",
+                  "|---|---:|" + "---:|" * (len(header) - 3) + "---|",
+                  *_study_rows(study, columns), ""]
+    lines.append("Dev split, percent, mean ± standard deviation over the seeds shown; "
+                 "`python bench/readme_figures.py options --write` rewrites these tables "
+                 "from the run folders.")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sections", nargs="*", help=f"sections to run (default: all: {', '.join(SECTIONS)})")

@@ -53,7 +53,9 @@ def load_run(run_dir, split="test", data_dir=None, image_root=None):
     model_path = run_dir / trainer.BEST_MODEL
     if not model_path.exists():
         raise FileNotFoundError(f"{model_path} does not exist: has the run finished an epoch?")
-    model = keras.saving.load_model(model_path)
+    from crisis_keras.models.tfhub_backbone import load_model_safe_mode
+
+    model = keras.saving.load_model(model_path, safe_mode=load_model_safe_mode(config))
     data = trainer.load_data(config)
     if split not in data.splits:
         raise ValueError(

@@ -117,7 +117,13 @@ def export_run(run_dir, out, version=None, token_ids=True) -> dict:
             raise FileExistsError(f"{target} already exists; choose another --version.")
 
     # compile=False: no optimizer, so its slot variables (SGD momentum) stay out.
-    model = keras.saving.load_model(run_dir / BEST_MODEL, compile=False)
+    # A run of TF Hub backbones holds their SavedModels: loading it runs their
+    # graphs, which safe mode refuses (`models/tfhub_backbone.py`).
+    from crisis_keras.models.tfhub_backbone import load_model_safe_mode
+
+    model = keras.saving.load_model(
+        run_dir / BEST_MODEL, compile=False, safe_mode=load_model_safe_mode(config)
+    )
     if config.get("features_dir"):
         # Trained on cached features: put the cache's frozen backbones back
         # in front of the head, so the export takes raw text and image bytes.

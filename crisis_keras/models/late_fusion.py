@@ -23,8 +23,8 @@ from crisis_keras.models.registry import build_model
 # ModelConfig fields that describe each branch (taken from its own model).
 IMAGE_FIELDS = ("image_backbone", "image_weights", "image_size", "train_image_backbone",
                 "image_feature_shape")
-TEXT_FIELDS = ("text_backbone", "sequence_length", "text_pooling", "train_text_backbone",
-               "backbone_dropout", "text_feature_dim")
+TEXT_FIELDS = ("text_backbone", "text_preprocessor", "sequence_length", "text_pooling",
+               "train_text_backbone", "backbone_dropout", "text_feature_dim")
 # One value for both branches in `score_fusion`: the two models must agree.
 SHARED_FIELDS = ("head_units", "head_activation", "dropout", "feature_inputs")
 HEAD_LAYERS = ("head_dense", "head_dropout", "classifier")

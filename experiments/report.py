@@ -30,7 +30,7 @@ METRIC_HEADERS = {"accuracy": "Acc", "macro_f1": "Macro F1", "weighted_f1": "Wei
 # Written by crisis_keras/training/late_fusion.py in a composed Score Fusion run.
 _LATE_FUSION_FILE = "late_fusion.json"
 # TrainConfig fields that say where a run lives rather than what it is.
-_BOOKKEEPING = {"data_dir", "image_root", "output_dir", "run_name"}
+_BOOKKEEPING = {"data_dir", "image_root", "output_dir", "run_name", "allow_outside_root"}
 
 
 def _percent(value) -> str:

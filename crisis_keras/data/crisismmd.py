@@ -8,7 +8,9 @@ reads them and applies a setting (A, B or C, section 4.2; see `settings.py`).
 The reader is strict, because a silently misread row changes every number
 downstream. A row with the wrong number of tab-separated fields, a label the
 task does not know, an empty tweet text (or empty id / image path), a
-duplicated `image_id`, bytes that are not UTF-8, or a missing column raises
+duplicated `image_id`, bytes that are not UTF-8, a missing column, or an
+`image` path resolving outside the image root (`../`, absolute, a symlink
+out; `allow_outside_root=True` accepts it, `data/paths.py`) raises
 `CrisisMMDFormatError` naming the file, the 1-based line and the value.
 
 What the reader accepts and repairs (all seen in the real files):
@@ -43,6 +45,7 @@ import pandas as pd
 
 from crisis_keras.data.normalize import fix_mojibake
 from crisis_keras.data.normalize import normalize_tweet
+from crisis_keras.data.paths import OutsideRootError, inside_root
 from crisis_keras.data.tasks import Task
 from crisis_keras.data.tasks import get_task
 
@@ -216,6 +219,7 @@ def read_split_file(
     *,
     image_root: Optional[PathLike] = None,
     fix_encoding: bool = True,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read one CrisisMMD TSV file into a table with the columns `COLUMNS`.
 
@@ -225,6 +229,7 @@ def read_split_file(
         image_root: folder the `image` column is relative to (for
             `image_path`); default: `default_image_root(path's folder)`.
         fix_encoding: repair mojibake in the tweet text (`fix_mojibake`).
+        allow_outside_root: accept `image` paths resolving outside `image_root`.
 
     Returns:
         Every row of the file, in order (rows whose pair label the task drops
@@ -290,10 +295,14 @@ def read_split_file(
             label_text = _map(task, path, number, "label_text", raw_text_label)
             label_image = _map(task, path, number, "label_image", raw_image_label)
         image = row["image"]
+        try:
+            image_path = inside_root(image_root, image, allow_outside_root)
+        except OutsideRootError as err:
+            raise CrisisMMDFormatError(path, number, f"column image: {err}") from None
         records.append(
             (
                 row["event_name"], row["tweet_id"], row["image_id"], text,
-                normalize_tweet(text), image, str(image_root / image),
+                normalize_tweet(text), image, str(image_path),
                 label, label_text, label_image, number,
                 row["label"], raw_text_label, raw_image_label,
             )
@@ -327,6 +336,7 @@ def read_splits(
     splits: Iterable[str] = SPLITS,
     *,
     image_root: Optional[PathLike] = None,
+    allow_outside_root: bool = False,
 ) -> Dict[str, pd.DataFrame]:
     """Read the raw tables of the given splits (absent files are skipped)."""
     split_dir = resolve_split_dir(data_dir, task)
@@ -335,7 +345,8 @@ def read_splits(
     for split in splits:
         path = find_split_file(split_dir, task, split)
         if path is not None:
-            frames[split] = read_split_file(path, task, image_root=image_root)
+            frames[split] = read_split_file(path, task, image_root=image_root,
+                                            allow_outside_root=allow_outside_root)
     return frames
 
 
@@ -351,6 +362,7 @@ def load_crisismmd(
     seed: int = 0,
     setting_c_reading: str = "agreeing",
     split: str = "official",
+    allow_outside_root: bool = False,
 ) -> CrisisMMD:
     """Load a CrisisMMD task under setting A, B or C (section 4.2).
 
@@ -372,6 +384,8 @@ def load_crisismmd(
         split: `"official"` (the files' splits) or `"paper"`: every split file
             present pooled and re-split by tweet with Table 2's proportions
             (`paper_split.py`; settings A and B only).
+        allow_outside_root: accept `image` paths resolving outside the image
+            root (refused by default, `data/paths.py`).
     """
     from crisis_keras.data.paper_split import SPLIT_CHOICES, resplit_like_paper
     from crisis_keras.data.settings import select_setting  # avoid an import cycle
@@ -389,7 +403,8 @@ def load_crisismmd(
     split_dir = resolve_split_dir(data_dir, task)
     root = pathlib.Path(image_root) if image_root else default_image_root(pathlib.Path(data_dir))
     to_read = SPLITS if setting == "C" or split == "paper" else tuple(splits)
-    frames = read_splits(split_dir, task, to_read, image_root=root)
+    frames = read_splits(split_dir, task, to_read, image_root=root,
+                         allow_outside_root=allow_outside_root)
     if split == "paper":
         frames = resplit_like_paper(frames, task, seed)
     selected = select_setting(

@@ -58,6 +58,7 @@ from crisis_keras.data.crisismmd import SPLITS
 from crisis_keras.data.crisismmd import CrisisMMD
 from crisis_keras.data.crisismmd import CrisisMMDFormatError
 from crisis_keras.data.crisismmd import _read_lines
+from crisis_keras.data.paths import OutsideRootError, inside_root
 from crisis_keras.data.tasks import Task
 from crisis_keras.data.tasks import get_task
 
@@ -123,13 +124,15 @@ def find_medic_files(data_dir) -> Dict[str, pathlib.Path]:
 
 
 def read_medic_file(
-    path, task, *, image_root=None, humanitarian_labels: str = "paper"
+    path, task, *, image_root=None, humanitarian_labels: str = "paper",
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read one MEDIC TSV into a table with the columns `COLUMNS`.
 
     Every row is returned, in file order; rows whose label the task drops
     (`not_humanitarian` under the paper's classes) have `label == ""`,
-    `label_id == -1`, as `crisismmd.read_split_file` does.
+    `label_id == -1`, as `crisismmd.read_split_file` does. An image path
+    resolving outside `image_root` is refused unless `allow_outside_root`.
     """
     task = _as_task(task, humanitarian_labels)
     path = pathlib.Path(path)
@@ -189,11 +192,15 @@ def read_medic_file(
         mapped = task.map_label(LABEL_MAPS[label_column][raw])
         label = "" if mapped is None else mapped
         match = _AIDR_ID.fullmatch(image_id)
+        try:
+            image_path = inside_root(image_root, image, allow_outside_root)
+        except OutsideRootError as err:
+            raise CrisisMMDFormatError(path, number, f"column image: {err}") from None
         records.append(
             (
                 fields[index[event_column]] if event_column else "",
                 match.group(1) if match else "",
-                image_id, image, str(image_root / image), label, number, raw,
+                image_id, image, str(image_path), label, number, raw,
             )
         )
     frame = pd.DataFrame.from_records(
@@ -216,11 +223,13 @@ def read_medic_file(
     return frame[list(COLUMNS)]
 
 
-def read_medic_splits(data_dir, task, *, image_root=None, humanitarian_labels="paper"):
+def read_medic_splits(data_dir, task, *, image_root=None, humanitarian_labels="paper",
+                      allow_outside_root=False):
     """split -> raw table of every MEDIC file in `data_dir` (see `read_medic_file`)."""
     task = _as_task(task, humanitarian_labels)
     frames = {
-        split: read_medic_file(path, task, image_root=image_root or data_dir)
+        split: read_medic_file(path, task, image_root=image_root or data_dir,
+                               allow_outside_root=allow_outside_root)
         for split, path in find_medic_files(data_dir).items()
     }
     first = {}
@@ -317,6 +326,7 @@ def load_medic(
     seed: int = 0,
     splits: Sequence[str] = SPLITS,
     announce: Optional[Callable[[str], None]] = None,
+    allow_outside_root: bool = False,
 ) -> CrisisMMD:
     """A MEDIC folder as the trainer's `CrisisMMD` object (see module docstring).
 
@@ -331,6 +341,7 @@ def load_medic(
         dev_fraction, seed: the stratified dev split when there is no dev file.
         splits: the splits to return (when present).
         announce: receives the dropped-row and split counts (default: log).
+        allow_outside_root: accept image paths resolving outside `image_root`.
     """
     task = _as_task(task, humanitarian_labels)
     if str(setting).upper() != "A":
@@ -340,7 +351,8 @@ def load_medic(
         )
     data_dir = pathlib.Path(data_dir)
     root = pathlib.Path(image_root) if image_root else data_dir
-    frames = read_medic_splits(data_dir, task, image_root=root)
+    frames = read_medic_splits(data_dir, task, image_root=root,
+                               allow_outside_root=allow_outside_root)
     selected = select_medic(frames, task, dev_fraction=dev_fraction, seed=seed, announce=announce)
     return CrisisMMD(
         task=task, setting="A", splits={s: selected[s] for s in splits if s in selected},

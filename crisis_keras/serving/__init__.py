@@ -5,7 +5,13 @@
   (pre-tokenized text, no TF Text ops) and `metadata` signatures.
 - `loading`: find the newest version of an export and load it with plain
   TensorFlow (importing `tensorflow_text` first when it is installed).
-- `rest_server`: a small HTTP server speaking TF Serving's REST predict API.
+- `rest_server`: a small HTTP server speaking TF Serving's REST predict API;
+  `prediction_service` its protocol logic, `worker_pool` its bounded work
+  queue, `deadline_reader` its read timeout, `warmup` its warm-up calls.
+- `limits`: what one request may cost (body, rows, pixels, text, time);
+  `image_limits` reads image sizes from headers before decoding,
+  `text_limits` checks texts, `strict_json` parses JSON strictly.
+- `post_rows`: `predict`'s input rows, read and checked line by line.
 """
 
 from crisis_keras.serving.loading import (

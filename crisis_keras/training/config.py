@@ -23,6 +23,9 @@ class TrainConfig:
     data_format: str = "crisismmd"  # or "medic": MEDIC image TSVs (data/medic.py).
     events: Optional[str] = None  # comma-separated event_name filter, every split.
     image_root: Optional[str] = None
+    # Image paths resolving outside image_root (../, absolute, a symlink out) are
+    # refused with their TSV line unless this is set (data/paths.py).
+    allow_outside_root: bool = False
     setting: str = "A"
     experiment: int = 3  # Setting C's training set (Table 7): 1, 2 or 3.
     # Setting C's training pairs (data/settings.py): "agreeing", "all_pairs", "agreeing_by_tweet".

@@ -85,6 +85,7 @@ def load_data(config: TrainConfig) -> CrisisMMD:
             setting=config.setting,
             seed=data_seed(config),
             announce=lambda message: print(f"crisis_keras: {message}", file=sys.stderr),
+            allow_outside_root=config.allow_outside_root,
         )
     else:
         data_dir = config.data_dir
@@ -99,6 +100,7 @@ def load_data(config: TrainConfig) -> CrisisMMD:
             setting_c_experiment=config.experiment,
             seed=data_seed(config),
             setting_c_reading=config.setting_c_reading, split=config.split,
+            allow_outside_root=config.allow_outside_root,
         )
     return filter_events(data, config.events) if config.events else data
 

@@ -246,6 +246,7 @@ REAL_ROWS = (
     ("CrisisMMD Sri Lanka floods (A)", "informative", "text only (`bert` head)", "srilanka/table3-bert", SEEDS),
     ("CrisisMMD Sri Lanka floods (A)", "informative", "`sse_cross`", "srilanka/table3-sse-cross-bert-densenet", SEEDS),
     ("CrisisMMD Sri Lanka floods (A)", "informative", "`sse_cross` without SSE (attention variant 1)", "srilanka/table3-attention-variant-1", SEEDS),
+    ("CrisisMMD Sri Lanka floods (A)", "informative", "`sse_cross`, p0 and rho tuned on this dev set (`tune-sse`: p0 = 1, rho = 10)", "srilanka-tuned/table3-sse-cross-bert-densenet", SEEDS),
     ("DMD subset", "severity", "image only (`densenet` head)", "dmd/table5-densenet", SEEDS),
     ("DMD subset", "severity", "text only (`bert` head)", "dmd/table5-bert", SEEDS),
     ("DMD subset", "severity", "`score_fusion`", "dmd/table5-score-fusion", SEEDS),
@@ -359,6 +360,14 @@ def features_section(options) -> str:
          "(`python bench/throughput.py`).", ""])
 
 
+@section("serve", "REST server under a bounded load with hostile requests (bench/serve_load.py)")
+def serve_section(options) -> str:
+    lines = _bench_lines(["bench/serve_load.py"])
+    return "\n".join([f"Measured by `python bench/readme_figures.py serve --write` on "
+                      f"{datetime.date.today().isoformat()}, on {machine_description()}:", "",
+                      "```", *lines, "```"])
+
+
 # -- options measured on real data: experiments/option_studies.py --------------------
 
 def _study_rows(study, columns):
@@ -400,14 +409,6 @@ def options_section(options) -> str:
                  "`python bench/readme_figures.py options --write` rewrites these tables "
                  "from the run folders.")
     return "\n".join(lines)
-
-
-@section("serve", "REST server under a bounded load with hostile requests (bench/serve_load.py)")
-def serve_section(options) -> str:
-    lines = _bench_lines(["bench/serve_load.py"])
-    return "\n".join([f"Measured by `python bench/readme_figures.py serve --write` on "
-                      f"{datetime.date.today().isoformat()}, on {machine_description()}:", "",
-                      "```", *lines, "```"])
 
 
 def main(argv=None) -> int:

@@ -217,8 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None, out=print) -> int:
+    from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.command == "tune-sse":
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                      if hasattr(args, f.name) and f.name not in _NOT_OVERRIDABLE}

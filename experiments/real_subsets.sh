@@ -29,6 +29,14 @@ if [[ $what == srilanka || $what == all ]]; then
       --seed "$seed" --output-dir "$OUT/srilanka"
   done
   $PT report --table 3 --output-dir "$OUT/srilanka" --results-dir experiments/results/srilanka --seed $SEEDS
+  # SSE's p0 and rho tuned on dev (section 4.5), then the SSE row again with the choice.
+  $PT tune-sse --task informative --features "$CACHE/srilanka-informative" $CRISISMMD --events srilanka_floods \
+    --seeds $SEEDS --output-dir "$OUT/srilanka-tuned" --results-dir experiments/results/srilanka
+  for seed in $SEEDS; do
+    $PT run --table 3 --rows sse-cross-bert-densenet --features "$CACHE/srilanka-informative" $CRISISMMD \
+      --events srilanka_floods --seed "$seed" --output-dir "$OUT/srilanka-tuned"
+  done
+  $PT report --table 3 --output-dir "$OUT/srilanka-tuned" --results-dir experiments/results/srilanka-tuned --seed $SEEDS
 fi
 
 if [[ $what == dmd || $what == all ]]; then

@@ -254,3 +254,19 @@ def test_train_cli_on_medic_end_to_end(tmp_path, capsys):
     test_metrics, predictions = evaluate_run(run, "test")
     assert test_metrics["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert len(predictions) == 6
+
+
+def test_a_missing_medic_image_stops_the_run_with_a_medic_hint(tmp_path, capsys):
+    from crisis_keras import train as train_cli
+
+    data = tmp_path / "medic"
+    rows = severity_rows((8, 6, 6))
+    write_tsv(data / "tiny_train.tsv", rows)
+    write_images(data, rows[1:])  # the first image is missing
+    code = train_cli.main(["--data-format", "medic", "--data-dir", str(data), "--task", "severity",
+                           "--model", "densenet", "--image-backbone", "tiny", "--image-weights",
+                           "none", "--output-dir", str(tmp_path / "runs"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "1 image files are missing" in err and rows[0][1] in err
+    assert "MEDIC image folder" in err and "CrisisMMD" not in err

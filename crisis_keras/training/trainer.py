@@ -117,9 +117,12 @@ def fail_on_missing_images(data: CrisisMMD, config: TrainConfig) -> None:
         raise FileNotFoundError(
             f"{len(bad)} image files are missing or unreadable under "
             f"{data.image_root}; the first ones:\n  {shown}\n"
-            "Download the CrisisMMD images (see data/README.md), pass "
-            "--image-root, use --on-bad-image drop, or train a text-only "
-            "model (--model bert)."
+            + ("Check the MEDIC image folder (see data/README.md), pass --image-root, "
+               "or use --on-bad-image drop."
+               if config.data_format == "medic" else
+               "Download the CrisisMMD images (see data/README.md), pass "
+               "--image-root, use --on-bad-image drop, or train a text-only "
+               "model (--model bert).")
         )
 
 

@@ -43,7 +43,7 @@ def export_dir(tmp_path_factory):
     return root / "export"
 
 
-def _wait_for(condition, timeout=10.0):
+def _wait_for(condition, timeout=60.0):  # generous: CI may share the CPU with training jobs
     end = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < end, "timed out waiting"
@@ -74,7 +74,7 @@ def test_full_queue_gets_503_with_retry_after(export_dir):
             status, headers, payload = read_response(sock)
         assert status == 503 and headers["retry-after"] == "1"
         assert "1 worker(s) running and 1 request(s) waiting" in payload["error"]
-        assert time.monotonic() - started < 2  # answered at once, not queued
+        assert time.monotonic() - started < 5  # answered at once, not queued (read_timeout 20)
         # --max-connections: 2 held + 2 idle connections are open; a fifth is refused
         idle = [connect(server.url) for _ in range(2)]
         _wait_for(lambda: server._connections == 4)

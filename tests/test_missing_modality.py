@@ -34,12 +34,10 @@ from support_rest import call
 from support_runs import encode_image, write_untrained_run
 
 SIZE, RESIZE, SEQ = 64, 68, 32
-# The tiny sse_cross model's layers without modality dropout (raw inputs, then cached
-# features); `text_trim` (issue 11) cuts each batch to its longest tweet.
+# The tiny sse_cross model's layers before issue 13 (raw inputs, then cached features).
 TODAY_LAYERS = [
-    "text", "tweet_normalization", "text_preprocessor", "image", "text_trim",
-    "image_normalization", "text_backbone", "image_backbone", "text_cls", "sse_label", "sse",
-    "image_projection",
+    "text", "tweet_normalization", "image", "text_preprocessor", "image_normalization",
+    "text_backbone", "image_backbone", "text_cls", "sse_label", "sse", "image_projection",
     "text_projection", "cross_attention", "self_attention", "head_dense", "head_dropout",
     "classifier",
 ]

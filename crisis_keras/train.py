@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "tfhub:HANDLE_OR_DIR (a TF Hub image feature-vector or feature-map model, "
                    "[0, 1] inputs at --image-size; its own weights).")
     p.add_argument("--sequence-length", type=int, default=_DEFAULTS.sequence_length)
+    p.add_argument("--trim-sequences", action="store_true",
+                   help="cut each batch to its longest tweet before BERT: the same outputs, "
+                   "a faster step (BERT's dropout masks, and so a seeded run's path, change).")
     p.add_argument("--text-pooling", default=None, choices=("cls", "pooled", "mean"),
                    help="e_i of eq. 2: cls (paper; the model's default), BERT's pooler, or "
                    "the mean over real tokens (how sentence encoders such as MiniLM were "

@@ -76,6 +76,7 @@ def extractor_config(spec: Dict, image_weights="from-spec") -> ModelConfig:
         text_preprocessor=spec.get("text_preprocessor") if spec["text_backbone"] else None,
         sequence_length=spec["sequence_length"],
         text_pooling=spec["text_pooling"],
+        trim_sequences=True,  # inference only: the same e_i, fewer tokens through BERT
     )
 
 

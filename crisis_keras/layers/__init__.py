@@ -1,6 +1,7 @@
 """Paper layers: projection (eq. 3-4), cross-/co-attention (eq. 5-8),
 self-attention (section 3.3), SSE-Graph (eq. 9-10), and the in-graph input
-steps (tweet normalization of section 4.5, DenseNet's image normalization).
+steps (tweet normalization of section 4.5, DenseNet's image normalization,
+the cut of a token batch to its longest tweet).
 Baseline layers (section 4.3, Table 8): compact bilinear pooling (Fukui et al.
 2016), score fusion, mix-up (Zhang et al. 2018), MMBT's multimodal BERT
 (Kiela et al. 2019). Missing modalities (issue 13): learned stand-ins and
@@ -16,6 +17,7 @@ from crisis_keras.layers.multimodal_bitransformer import ImageRegionPooling, Mul
 from crisis_keras.layers.projection import Projection
 from crisis_keras.layers.score_fusion import ScoreFusion
 from crisis_keras.layers.self_attention import SelfAttention
+from crisis_keras.layers.sequence_trim import TrimToLongest
 from crisis_keras.layers.sse import StochasticSharedEmbedding, transition_probabilities
 from crisis_keras.layers.tweet_normalization import TweetNormalization
 
@@ -34,6 +36,7 @@ __all__ = [
     "ScoreFusion",
     "SelfAttention",
     "StochasticSharedEmbedding",
+    "TrimToLongest",
     "TweetNormalization",
     "transition_probabilities",
 ]

@@ -44,4 +44,5 @@ def text_embedding(inputs, config):
         trainable=config.train_text_backbone,
         dropout=config.backbone_dropout,
         preprocessor=config.text_preprocessor,
+        trim=config.trim_sequences,
     )

@@ -59,6 +59,12 @@ class ModelConfig:
             text encoder: its BERT preprocessor SavedModel (None: keras-hub
             WordPiece on the encoder's assets/vocab.txt).
         sequence_length: WordPiece tokens per tweet, [CLS]/[SEP] included.
+        trim_sequences: cut each batch, inside the graph, to its longest
+            real sequence before BERT (`layers/sequence_trim.py`): faster,
+            same outputs (e_i of eq. 2 only sees real tokens). Off by default:
+            the outputs are the same, but BERT's dropout masks are then drawn
+            for `[B, n, H]` rather than `[B, L, H]`, so a seeded training run
+            takes another (equally likely) path than the uncut one.
         text_pooling: "cls" = sequence_output[:, 0] (paper section 3.2),
             "pooled" (BERT's tanh pooler on it) or "mean" (the mean over real
             tokens: how sentence-transformer encoders such as all-MiniLM-L6-v2
@@ -122,6 +128,7 @@ class ModelConfig:
     text_backbone: str = "bert_base_en_uncased"
     text_preprocessor: Optional[str] = None
     sequence_length: int = 64
+    trim_sequences: bool = False
     text_pooling: str = "cls"
     train_image_backbone: bool = True
     train_text_backbone: bool = True
@@ -244,6 +251,10 @@ class ModelConfig:
                 "ModelConfig.missing_image_rate + missing_text_rate must be <= 1 (a pair "
                 f"never loses both modalities), got {self.missing_image_rate} + "
                 f"{self.missing_text_rate}."
+            )
+        if not isinstance(self.trim_sequences, bool):
+            raise ValueError(
+                f"ModelConfig.trim_sequences must be a bool, got {self.trim_sequences!r}."
             )
         if not isinstance(self.missing_modalities, bool):
             raise ValueError(

@@ -5,7 +5,8 @@
           -> image_regions [B, N, C] (N horizontal bands averaged, as MMBT's
              AdaptiveAvgPool2d((N, 1)) on ResNet-152)
           -> image_token_projection (Dense to BERT's hidden size)
-    text  -> tweet_normalization -> text_preprocessor
+    text  -> tweet_normalization -> text_preprocessor -> text_trim (the batch
+             cut to its longest tweet, `trim_sequences`; same outputs)
     [tokens, image tokens] -> text_backbone (`MultimodalBitransformer`:
           BERT over [CLS] img_1..img_N [SEP] text-tokens [SEP])
           -> text_cls (BERT's pooler on the [CLS] token, MMBT's classifier
@@ -27,7 +28,9 @@ there works unchanged. Inputs: `text`, `image` (no `sse_label`).
 
 import keras
 
-from crisis_keras.layers import ImageRegionPooling, MultimodalBitransformer, TweetNormalization
+from crisis_keras.layers import (
+    ImageRegionPooling, MultimodalBitransformer, TrimToLongest, TweetNormalization,
+)
 from crisis_keras.models.config import is_tfhub_spec
 from crisis_keras.models.crisis_model import CrisisModel
 from crisis_keras.models.heads import classification_head
@@ -76,6 +79,8 @@ def build_mmbt(num_classes, config, name="mmbt"):
     image_tokens = keras.layers.Dense(bert.hidden_dim, name="image_token_projection")(regions)
     tokenizer = preprocessor.tokenizer
     tokens = preprocessor(TweetNormalization(name="tweet_normalization")(inputs["text"]))
+    if config.trim_sequences:  # the text part cut to the batch's longest tweet
+        tokens = TrimToLongest(name="text_trim")(tokens)
     outputs = MultimodalBitransformer(
         bert, tokenizer.cls_token_id, tokenizer.sep_token_id, name="text_backbone"
     )(tokens, image_tokens)

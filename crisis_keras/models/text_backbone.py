@@ -4,7 +4,8 @@
 `BertTextClassifierPreprocessor` (named "text_preprocessor": WordPiece,
 [CLS] ... [SEP], padding) and a `BertBackbone` (named "text_backbone").
 `text_branch` wires string input -> `TweetNormalization` -> preprocessor ->
-backbone -> `TextEmbedding` ("text_cls"). The paper takes "the embedding
+`TrimToLongest` ("text_trim": the batch cut to its longest real sequence,
+same outputs, with `trim=True`) -> backbone -> `TextEmbedding` ("text_cls"). The paper takes "the embedding
 associated with [CLS]": `sequence_output[:, 0, :]` (default, `pooling="cls"`);
 `pooling="pooled"` uses BERT's pooler (tanh dense on that vector) instead;
 `pooling="mean"` averages `sequence_output` over the real (unpadded) tokens, the
@@ -41,6 +42,7 @@ import os
 import keras
 import keras_hub
 
+from crisis_keras.layers.sequence_trim import TrimToLongest
 from crisis_keras.layers.tweet_normalization import TweetNormalization
 from crisis_keras.models import tfhub_backbone
 from crisis_keras.models.config import is_tfhub_spec
@@ -263,19 +265,25 @@ def freeze_unused_pooler(backbone, pooling):
 
 def text_branch(
     text, spec="bert_base_en_uncased", sequence_length=128, pooling="cls", trainable=True, dropout=None,
-    preprocessor=None,
+    preprocessor=None, trim=False,
 ):
     """`text` (raw tweet strings, KerasTensor shape ()) -> e_i `[B, hidden]` (eq. 2).
 
     Layers: `tweet_normalization` (section 4.5), `text_preprocessor`,
-    `text_backbone`, `text_cls`. `dropout`, `preprocessor`: see `load_text_encoder`.
+    `text_trim` (`trim=True`; skipped for a TF Hub encoder with a fixed
+    input length), `text_backbone`, `text_cls`. `dropout`, `preprocessor`:
+    see `load_text_encoder`.
     """
     preprocessor, backbone = load_text_encoder(spec, sequence_length, dropout, preprocessor)
+    if trim and isinstance(backbone, tfhub_backbone.TFHubTextEncoder):
+        trim = backbone.accepts_any_length()
     backbone.trainable = bool(trainable)
     if trainable:
         freeze_unused_pooler(backbone, pooling)
     x = TweetNormalization(name="tweet_normalization")(text)
     tokens = preprocessor(x)
+    if trim:
+        tokens = TrimToLongest(name="text_trim")(tokens)
     outputs = backbone(tokens)
     if pooling == "mean":
         outputs = {**outputs, "padding_mask": tokens["padding_mask"]}

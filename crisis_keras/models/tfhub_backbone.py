@@ -276,6 +276,15 @@ class TFHubTextEncoder(TFHubLayer):
             lowercase = not any(t != t.lower() for t in vocab if not t.startswith("["))
         return vocab, lowercase
 
+    def accepts_any_length(self):
+        """True if the encoder runs on a shorter batch (2 tokens) too: then
+        `TrimToLongest` may cut its input; False for a fixed-length SavedModel."""
+        try:
+            self.check_sequence_length(2)
+        except ValueError:
+            return False
+        return True
+
     def check_sequence_length(self, sequence_length):
         """Run the encoder once on `[1, sequence_length]` tokens; a clear error if it cannot."""
         shape = [1, int(sequence_length)]

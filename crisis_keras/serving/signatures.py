@@ -56,7 +56,9 @@ def token_tensors(model):
     """The `text_backbone` layer's input KerasTensors, by name.
 
     These are the `text_preprocessor` outputs (`token_ids`, `padding_mask`,
-    `segment_ids`) as the backbone receives them.
+    `segment_ids`, fixed length L) as the backbone receives them, or as a
+    `TrimToLongest` layer receives them before it cuts them for the backbone
+    (so the `token_ids` signature keeps its fixed-length inputs).
     """
     try:
         backbone = model.get_layer("text_backbone")
@@ -70,7 +72,20 @@ def token_tensors(model):
         raise ValueError(
             f"'text_backbone' is called on {tokens!r}, not a dict with {TOKEN_INPUTS}."
         )
+    tokens = _before_trim(tokens)
     return {name: tokens[name] for name in TOKEN_INPUTS}
+
+
+def _before_trim(tokens):
+    """The inputs of the `TrimToLongest` layer that produced `tokens`, else `tokens`."""
+    from crisis_keras.layers.sequence_trim import TrimToLongest
+
+    history = getattr(tokens["token_ids"], "_keras_history", None)
+    layer = history.operation if history is not None else None
+    if not isinstance(layer, TrimToLongest):
+        return tokens
+    source = layer._inbound_nodes[history.node_index].arguments.args[0]
+    return source if set(TOKEN_INPUTS) <= set(source) else tokens
 
 
 def token_ids_submodel(model):

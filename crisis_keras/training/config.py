@@ -50,6 +50,8 @@ class TrainConfig:
     image_backbone: str = "densenet121"  # or "tfhub:HANDLE_OR_DIR" (models/tfhub_backbone.py)
     sequence_length: int = 64  # longest normalized CrisisMMD tweet: 51 tokens
     text_pooling: Optional[str] = None  # None: the model's ("cls", section 3.2); or "mean".
+    # Cut each batch to its longest tweet before BERT (issue 11): same outputs, faster.
+    trim_sequences: bool = False
     sse_p0: Optional[float] = None  # None: the model's default.
     sse_rho: Optional[float] = None
     # Optimization (section 4.5).

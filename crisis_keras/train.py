@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=None,
                    help="seed of the data's random splits (MEDIC dev split, Setting C, --split paper); "
                    "default: --seed. Fix it to compare seeds on one split.")
-    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--mixed-precision", nargs="?", const="bf16", default=_DEFAULTS.mixed_precision,
+                   choices=("off", "bf16", "auto"),
+                   help="bf16 (the flag alone): mixed_bfloat16; auto: bf16 where the CPU (AMX, "
+                   "AVX-512-BF16) or GPU (Ampere or later) runs it natively; off: float32.")
     p.add_argument("--features", dest="features_dir", default=None, metavar="FEATURES_DIR",
                    help="train on a frozen-backbone feature cache made by `python -m "
                    "crisis_keras.features extract`; backbone options default to the cache's.")

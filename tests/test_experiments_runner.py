@@ -60,10 +60,10 @@ def percent(value):
 def test_overrides_are_parsed_as_train_config_fields():
     args = pt.build_parser().parse_args(
         ["run", "--table", "4", "--data-dir", "/d", "--image-weights", "none", "--epochs", "3",
-         "--learning-rate", "0.01", "--sse-p0", "0.5", "--mixed-precision",
+         "--learning-rate", "0.01", "--sse-p0", "0.5", "--mixed-precision", "auto",
          "--max-train-examples", "none", "--text-backbone", "tiny"])
     assert (args.image_weights, args.epochs, args.learning_rate, args.sse_p0) == (None, 3, 0.01, 0.5)
-    assert args.mixed_precision is True and args.max_train_examples is None
+    assert args.mixed_precision == "auto" and args.max_train_examples is None
     assert args.text_backbone == "tiny" and args.data_dir == "/d"
     assert not hasattr(args, "batch_size")  # only what was given overrides
     for fixed in ("--model", "--task", "--setting", "--experiment", "--run-name"):

@@ -174,10 +174,11 @@ def test_text_only_model_runs_on_real_rows_without_images(shared_crisismmd, tmp_
 
 
 def test_mixed_precision_run_trains_in_bfloat16_and_restores_the_policy(demo_root, tmp_path):
+    said = []
     run_dir = train(
-        tiny_config(demo_root, tmp_path, epochs=1, mixed_precision=True),
-        announce=lambda *_: None,
+        tiny_config(demo_root, tmp_path, epochs=1, mixed_precision=True), announce=said.append,
     )
+    assert "crisis_keras: mixed precision bf16: mixed_bfloat16 (asked for)" in said
     assert keras.config.dtype_policy().name == "float32"
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["test"]["num_examples"] == 16

@@ -85,7 +85,9 @@ class TrainConfig:
     # Seed of the data's random splits (MEDIC dev split, Setting C); None: `seed`.
     # Fix it to compare model seeds on one split.
     split_seed: Optional[int] = None
-    mixed_precision: bool = False
+    # "off" (float32), "bf16" (mixed_bfloat16) or "auto": bf16 where it runs natively
+    # (training/precision.py). True/False of older run configs read as bf16/off.
+    mixed_precision: str = "off"
     output_dir: str = "runs"
     run_name: Optional[str] = None
     max_train_examples: Optional[int] = None  # For quick looks only.
@@ -113,6 +115,9 @@ class TrainConfig:
         )
 
     def __post_init__(self):
+        from crisis_keras.training.precision import normalize_mode
+
+        self.mixed_precision = normalize_mode(self.mixed_precision)
         for name, choices in (("class_weight", CLASS_WEIGHT_MODES), ("select_by", SELECT_BY)):
             if getattr(self, name) not in choices:
                 raise ValueError(

@@ -130,7 +130,7 @@ def fuse_runs(image_run, text_run, config: TrainConfig, *, announce=print) -> Pa
     reports.write_json_atomic(
         run_dir / CLASSES_FILE, {"task": data.task.name, "class_names": list(data.class_names)}
     )
-    with _dtype_policy(config.mixed_precision):
+    with _dtype_policy(config.mixed_precision, announce):
         fused = compose_score_fusion(
             keras.saving.load_model(image_run / BEST_MODEL,
                                     safe_mode=load_model_safe_mode(sources["image"][1])),

@@ -327,11 +327,17 @@ def write_evaluation(run_dir: Path, results, frames, data: CrisisMMD) -> None:
 
 
 @contextlib.contextmanager
-def _dtype_policy(mixed_precision: bool):
-    """mixed_bfloat16 for the duration of a run, then the caller's policy."""
+def _dtype_policy(mixed_precision, announce=None):
+    """The run's policy (`training/precision.py`: off, bf16, or auto, which
+    `announce`s its choice) for the duration of a run, then the caller's."""
+    from crisis_keras.training.precision import choose_precision
+
+    choice = choose_precision(mixed_precision)
+    if announce is not None and choice.mode != "off":
+        announce(f"crisis_keras: {choice.describe()}")
     previous = keras.config.dtype_policy()
-    if mixed_precision:
-        keras.config.set_dtype_policy("mixed_bfloat16")
+    if choice.bf16:
+        keras.config.set_dtype_policy(choice.policy)
     try:
         yield
     finally:
@@ -346,7 +352,7 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
     """
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    with _dtype_policy(config.mixed_precision):
+    with _dtype_policy(config.mixed_precision, announce):
         return _train(config, announce, extra_callbacks)
 
 

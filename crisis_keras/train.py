@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", dest="features_dir", default=None, metavar="FEATURES_DIR",
                    help="train on a frozen-backbone feature cache made by `python -m "
                    "crisis_keras.features extract`; backbone options default to the cache's.")
+    p.add_argument("--image-cache", dest="image_cache_dir", default=None, metavar="DIR",
+                   help="read images decoded and resized once by `python -m crisis_keras.data "
+                   "cache-images --output DIR` (same --resize-to) instead of decoding JPEGs "
+                   "every epoch; changed images are refused, naming the rebuild command.")
     p.add_argument("--output-dir", default=_DEFAULTS.output_dir)
     p.add_argument("--run-name", default=None)
     return p

@@ -34,12 +34,20 @@ Table 2's proportions (`paper_split.py`) instead of the files' splits.
 `--data-format medic` summarizes a MEDIC folder (`medic.py`) the same way;
 its `dev_split` records the fraction and seed of the stratified dev split
 made when the folder has no dev file.
+
+`python -m crisis_keras.data cache-images --data-dir D --output DIR` stores
+every image of the data (every split file of `--tasks`, default all) once,
+resized to `--resize-to` (228) as uint8 shards (`image_cache.py`), for
+`python -m crisis_keras.train --image-cache DIR`; without `--data-dir`, of
+the embedded demo data. Running it again re-caches only new and changed
+images (and finishes an interrupted build).
 """
 
 import argparse
 import hashlib
 import json
 import os
+import shlex
 import sys
 from typing import Optional, Sequence
 
@@ -57,6 +65,7 @@ from crisis_keras.data.settings import SETTINGS
 from crisis_keras.data.settings import select_setting
 from crisis_keras.data.settings import setting_c_counts
 from crisis_keras.data.tasks import HUMANITARIAN_LABEL_SETS
+from crisis_keras.data.tasks import TASK_NAMES
 from crisis_keras.data.tasks import get_task
 
 
@@ -214,7 +223,59 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--split", default="official", choices=SPLIT_CHOICES,
                          help="official (the files' splits) or paper (seeded re-split with "
                          "Table 2's proportions, by tweet)")
+    cache = commands.add_parser("cache-images", help="decode and resize every image once, "
+                                "into uint8 shards for --image-cache")
+    cache.add_argument("--data-dir", default=None, help="default: the embedded demo data")
+    cache.add_argument("--image-root", default=None)
+    cache.add_argument("--data-format", default="crisismmd", choices=medic.DATA_FORMATS)
+    cache.add_argument("--tasks", nargs="+", default=None,
+                       choices=TASK_NAMES + ("damage",),
+                       help="whose split files to read (default: every task with files)")
+    cache.add_argument("--resize-to", default=228, type=int,
+                       help="shortest side, as train --resize-to (default 228)")
+    cache.add_argument("--output", required=True, help="the cache folder (created or updated)")
+    cache.add_argument("--on-bad-image", default="error", choices=("error", "drop"),
+                       help="error (default): stop naming the files and TSV rows; drop: "
+                       "record them as bad and cache the rest")
+    cache.add_argument("--workers", default=None, type=int,
+                       help="parallel decodes (default: tf.data autotuning)")
+    cache.add_argument("--allow-outside-root", action="store_true")
     return parser
+
+
+def _progress(done: int, total: int) -> None:
+    if done % 1000 == 0 or done == total:
+        print(f"crisis_keras.data: decoded {done} of {total} images", file=sys.stderr, flush=True)
+
+
+def cache_images(args, argv) -> int:
+    """The `cache-images` command (see module doc)."""
+    from crisis_keras.data.demo import ensure_demo_data
+    from crisis_keras.data.image_cache import ImageCacheMismatch, build_image_cache, dataset_tables
+    from crisis_keras.data.pipeline import ImageError
+
+    data_dir = args.data_dir or str(ensure_demo_data())
+    if args.data_dir is None and args.data_format == "medic":
+        print("error: --data-format medic needs --data-dir", file=sys.stderr)
+        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        tables = dataset_tables(data_dir, args.tasks, data_format=args.data_format,
+                                image_root=args.image_root,
+                                allow_outside_root=args.allow_outside_root)
+        report = build_image_cache(
+            args.output, tables, resize_to=args.resize_to, on_bad_image=args.on_bad_image,
+            workers=args.workers, progress=_progress,
+            command=shlex.join(["python", "-m", "crisis_keras.data"] + argv),
+            source={"data_dir": str(data_dir), "image_root": args.image_root,
+                    "data_format": args.data_format, "tasks": args.tasks},
+        )
+    except (CrisisMMDFormatError, FileNotFoundError, FileExistsError, ImageError,
+            ImageCacheMismatch, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"crisis_keras.data: {report.describe()}, resize_to {args.resize_to}")
+    return 0
 
 
 def _or(value, default):
@@ -225,6 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from crisis_keras._quiet import parse_args  # adds --verbose; quiet TensorFlow start
 
     args = parse_args(_parser(), argv)
+    if args.command == "cache-images":
+        return cache_images(args, argv)
     try:
         if args.data_format == "medic":
             result = summarize_medic(

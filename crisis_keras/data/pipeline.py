@@ -24,6 +24,14 @@ dataset (`dataset.num_dropped`, `dataset.bad_image_report`). `"missing"` keeps
 them as posts without an image, for models trained with modality dropout
 (`modality_mask=True`, issue 13).
 
+Image cache. With `image_cache` (an `image_cache.ImageCache` or its folder,
+made by `python -m crisis_keras.data cache-images`) images are read as the
+cache's uint8 pixels, already resized, instead of being decoded; the crops,
+flips and their seeds are the same, so pixels differ from the JPEG path's by
+at most 0.5. The bad-image check then comes from the cache's manifest, and a
+changed or uncached image is refused (`ImageCacheMismatch`) unless the cache
+was opened with `update=True`.
+
 Missing modalities. With `modality_mask=True` every batch carries
 `features["modality_mask"]`, float32 `[B, 2]` = [image present, text present]:
 1 for a usable image (0 for a bad one under `on_bad_image="missing"`, whose
@@ -196,18 +204,23 @@ def check_images(table: pd.DataFrame, column: str = IMAGE_COLUMN) -> BadImageRep
 
 
 def drop_bad_images(
-    table: pd.DataFrame, on_bad_image: str = "error", column: str = IMAGE_COLUMN
+    table: pd.DataFrame, on_bad_image: str = "error", column: str = IMAGE_COLUMN,
+    image_cache=None,
 ) -> Tuple[pd.DataFrame, BadImageReport]:
     """Check `table`'s images; raise (`"error"`) or drop (`"drop"`) bad rows.
 
     `"missing"` keeps every row (the report names the bad ones): the caller
-    marks their image as missing (`make_dataset(modality_mask=True)`).
+    marks their image as missing (`make_dataset(modality_mask=True)`). With
+    an `image_cache` the check reads its manifest (`ImageCache.check_images`).
     """
     if on_bad_image not in BAD_IMAGE_MODES:
         raise ValueError(
             f"on_bad_image must be one of {BAD_IMAGE_MODES}, got {on_bad_image!r}."
         )
-    report = check_images(table, column)
+    if image_cache is not None:
+        report = image_cache.check_images(table, column)
+    else:
+        report = check_images(table, column)
     if report.ok or on_bad_image == "missing":
         return table, report
     if on_bad_image == "error":
@@ -272,6 +285,7 @@ def make_dataset(
     label_column: str = "label_id",
     drop_remainder: bool = False,
     modality_mask: bool = False,
+    image_cache=None,
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` for one split (paper section 4.5).
 
@@ -299,6 +313,9 @@ def make_dataset(
         modality_mask: add `features["modality_mask"]` (see module doc);
             needs both modalities. Rows with neither a usable image nor a
             non-blank text are dropped (counted in `num_dropped`).
+        image_cache: an `image_cache.ImageCache` or its folder: read the
+            cached resized pixels instead of decoding (see module doc); its
+            `resize_to` must be this one.
 
     Returns:
         A `tf.data.Dataset` of `(features, labels)`, labels int32 `[B]`; its
@@ -317,8 +334,14 @@ def make_dataset(
         )
     report = None
     num_unusable = 0
+    cache = None
+    if image_cache is not None and "image" in modalities:
+        from crisis_keras.data.image_cache import as_image_cache  # imports this module
+
+        cache = as_image_cache(image_cache)
+        cache.require_resize_to(resize_to)
     if "image" in modalities:
-        table, report = drop_bad_images(table, on_bad_image)
+        table, report = drop_bad_images(table, on_bad_image, image_cache=cache)
         if len(table) == 0:
             raise ImageError(f"No usable image left: {report.summary()}")
     if modality_mask:
@@ -347,6 +370,8 @@ def make_dataset(
         slices["text"] = table[TEXT_COLUMN].astype(str).to_numpy(dtype=object)
     if "image" in modalities:
         slices["path"] = table[IMAGE_COLUMN].astype(str).to_numpy(dtype=object)
+        if cache is not None:
+            slices["location"] = cache.locations(slices["path"])
     if modality_mask:
         slices["mask"] = np.stack([image_present, text_present], axis=-1)
     ds = tf.data.Dataset.from_tensor_slices(slices)
@@ -363,6 +388,14 @@ def make_dataset(
         if "image" in modalities:
 
             def image():
+                if cache is not None:  # resized uint8; same crop/flip, then float
+                    pixels = cache.pixels(element["location"])
+                    if training:
+                        element_seed = tf.stack([noise, element["index"]])
+                        crop = images.random_crop_and_flip(pixels, element_seed, image_size)
+                    else:
+                        crop = images.center_crop(pixels, image_size)
+                    return tf.cast(crop, tf.float32)
                 data = tf.io.read_file(element["path"])
                 if training:
                     element_seed = tf.stack([noise, element["index"]])

@@ -94,6 +94,9 @@ class TrainConfig:
     # Frozen backbones: train the head on a feature cache made by
     # `python -m crisis_keras.features extract` (None: fine-tune end to end).
     features_dir: Optional[str] = None
+    # Fine-tuning: read images decoded and resized once by `python -m crisis_keras.data
+    # cache-images` (data/image_cache.py; pixels within 0.5 of the JPEG path's).
+    image_cache_dir: Optional[str] = None
 
     def resolved_run_name(self) -> str:
         if self.run_name:

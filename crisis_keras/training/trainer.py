@@ -109,9 +109,14 @@ def fail_on_missing_images(data: CrisisMMD, config: TrainConfig) -> None:
     """Stops before training when image files are missing or unreadable."""
     if config.on_bad_image != "error":
         return
+    cache = None
+    if config.image_cache_dir:  # its manifest knows the bad images; a stale one is refused here
+        from crisis_keras.data.image_cache import as_image_cache
+
+        cache = as_image_cache(config.image_cache_dir)
     bad = []
     for table in data.splits.values():
-        bad.extend(check_images(table).bad)
+        bad.extend((cache.check_images(table) if cache else check_images(table)).bad)
     if bad:
         shown = "\n  ".join(b.describe() for b in bad[:5])
         raise FileNotFoundError(
@@ -183,7 +188,8 @@ def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, se
     """Batches of `table` for `model`: from images and text, or, with a feature
     `store`, from the cached features of `split` (`features.dataset`; with
     `with_rows`, `(batches, rows kept)`). Models with a `modality_mask` input
-    get it (issue 13)."""
+    get it (issue 13). `config.image_cache_dir`: images from the decoded-image
+    cache (`data/image_cache.py`)."""
     names = model_input_names(model)
     if store is not None:
         from crisis_keras.features.dataset import make_feature_dataset
@@ -206,6 +212,7 @@ def dataset_for(model, table: pd.DataFrame, config: TrainConfig, *, training, se
         sse_labels="sse_label" in names,
         on_bad_image=config.on_bad_image,
         modality_mask=MODALITY_MASK in names,
+        image_cache=config.image_cache_dir,
     )
 
 

@@ -120,6 +120,10 @@ def run_summary(run_dir: Path):
         "best_loss_epoch": _best_epoch(history, "val_loss", "min"),
         "best_f1_epoch": _best_epoch(history, "val_macro_f1", "max"),
         "epochs": len(history),
+        # wall-clock seconds per epoch of the invocation that finished the run (trainer's
+        # timing.json; None for runs made before it, or resumed ones, which count a part)
+        "seconds_per_epoch": ((read_json(run_dir / "timing.json") or {}).get("wall_seconds", 0)
+                              / len(history) or None) if history else None,
     }
 
 
@@ -149,9 +153,10 @@ def render(variants: Sequence[Variant], summaries: Dict[str, List], seeds, comma
         "```", command, "```", "",
         "| variant | overrides | seeds | dev acc | dev macro F1 | dev weighted F1 | "
         + ("dev macro F1, image removed | dev macro F1, text removed | " if missing else "")
-        + "weakest class F1 | best dev loss at epoch | best dev macro F1 at epoch | epochs run |",
+        + "s per epoch | weakest class F1 | best dev loss at epoch | best dev macro F1 at epoch "
+        "| epochs run |",
         "| --- | --- | ---: | ---: | ---: | ---: | " + ("---: | ---: | " if missing else "")
-        + "--- | --- | --- | --- |",
+        + "---: | --- | --- | --- | --- |",
     ]
     for v in variants:
         done = [s for s in summaries[v.slug] if s is not None]
@@ -167,7 +172,8 @@ def render(variants: Sequence[Variant], summaries: Dict[str, List], seeds, comma
             f"{_mean_sd([s['weighted_f1'] for s in done])} | "
             + (f"{_mean_sd([s['no_image_macro_f1'] for s in done])} | "
                f"{_mean_sd([s['no_text_macro_f1'] for s in done])} | " if missing else "")
-            + f"{weakest} | "
+            + f"{_mean_sd([s['seconds_per_epoch'] for s in done], scale=1.0, digits=0)} | "
+            f"{weakest} | "
             f"{_epochs([s['best_loss_epoch'] for s in done])} | "
             f"{_epochs([s['best_f1_epoch'] for s in done])} | "
             f"{_epochs([s['epochs'] for s in done])} |")

@@ -11,7 +11,7 @@ from crisis_keras.data.paper_split import SPLIT_CHOICES
 from crisis_keras.data.setting_b import SETTING_B_UNIMODAL
 from crisis_keras.data.settings import SETTING_C_READINGS
 from crisis_keras.data.tasks import TASK_NAMES
-from crisis_keras.training.config import CLASS_WEIGHT_MODES, SELECT_BY, TrainConfig
+from crisis_keras.training.config import CLASS_WEIGHT_MODES, DISTRIBUTE, SELECT_BY, TrainConfig
 
 _DEFAULTS = TrainConfig()
 
@@ -105,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "the mean over real tokens (how sentence encoders such as MiniLM were "
                    "trained); with --features, the cache's.")
     p.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
-    p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
+    p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size,
+                   help="the global batch (paper: 32); under --distribute each of R replicas "
+                   "takes batch-size / R of it.")
+    p.add_argument("--distribute", default=_DEFAULTS.distribute, choices=DISTRIBUTE,
+                   help="none; mirrored: every local GPU (one CPU replica without); "
+                   "multi-worker: the workers of TF_CONFIG, each running this command "
+                   "(README: several GPUs and several machines).")
     p.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate)
     p.add_argument("--momentum", type=float, default=_DEFAULTS.momentum)
     p.add_argument("--reduce-lr-patience", type=int, default=_DEFAULTS.reduce_lr_patience)
@@ -205,6 +211,8 @@ def main(argv=None) -> int:
             flush=True,
         )
     # Imported here so that --help and the line above come before TensorFlow loads.
+    import tensorflow as tf
+
     from crisis_keras.training.trainer import train
 
     try:
@@ -212,6 +220,16 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as err:  # bad data, config or weights
         print(f"crisis_keras.train: error: {err}", file=sys.stderr)
         return 2
+    except tf.errors.UnavailableError as err:
+        if args.distribute != "multi-worker":
+            raise
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+        at = next((i for i, line in enumerate(lines) if "unhealthy" in line), 0)
+        detail = " ".join(lines[at:at + 2])[:300]  # "... unhealthy (...): /job:worker/.../task:1"
+        print(f"crisis_keras.train: error: a worker of this run stopped ({detail}); restart "
+              "every worker with the same command: the run resumes after its last finished "
+              "epoch.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -262,6 +262,13 @@ def run_tables(numbers: Sequence[int], *, overrides: Dict, output_dir, rows=None
                dry_run=False, stop_on_error=False, registered=None, out=print) -> List[RunOutcome]:
     outcomes: List[RunOutcome] = []
     handled: Dict[str, str] = {}
+    if not dry_run and overrides.get("distribute", "none") != "none":
+        # --distribute: every run of this process trains under one strategy, created
+        # before any TensorFlow op (MultiWorkerMirroredStrategy must come first);
+        # with multi-worker, every worker runs this same command.
+        from crisis_keras.training.distribute import strategy_for
+
+        strategy_for(overrides["distribute"])
     if rows:
         known = {k for n in numbers if n in TABLES for k in row_keys(TABLES[n])}
         unknown = [k for k in rows if k.lower() not in known]

@@ -532,6 +532,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args, overrides: Dict, *, output_dir, results_dir, out=print) -> int:
+    if not args.dry_run and overrides.get("distribute", "none") != "none":
+        from crisis_keras.training.distribute import strategy_for
+
+        strategy_for(overrides["distribute"])  # before any TensorFlow op (runner.run_tables)
     entry = tune_sse(overrides, task="severity" if args.task == "damage" else args.task,
                      setting=args.setting, experiment=args.experiment, model=args.model,
                      p0s=args.p0, rhos=args.rho, seeds=args.seeds, output_dir=output_dir,

@@ -12,6 +12,10 @@ same-class partners and 1 otherwise. For each image-text pair one side (image
 or text, equal chance) is subject to the transition. We draw partners among the
 other samples of the current batch (the graph restricted to the batch), which
 keeps the layer stateless: nothing is ever written back to the dataset.
+Under a tf.distribute strategy (`--distribute`, `training/distribute.py`)
+the batch is the replica's: with R replicas a sample's partners come from
+its own replica's `batch_size / R` samples, never from another replica's
+(tests/test_distribute.py).
 
 Two options (defaults = the paper's SSE) express Table 8's "- SSE + Shuffling
 Within Class" with this same layer (`models/feature_augmentation.py`):

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 
 CLASS_WEIGHT_MODES = ("none", "balanced")  # training/class_weights.py
 SELECT_BY = ("loss", "macro_f1")  # training/dev_macro_f1.py
+DISTRIBUTE = ("none", "mirrored", "multi-worker")  # training/distribute.py
 
 
 @dataclasses.dataclass
@@ -56,7 +57,10 @@ class TrainConfig:
     sse_rho: Optional[float] = None
     # Optimization (section 4.5).
     epochs: int = 30  # Not given by the paper; early stopping ends runs.
-    batch_size: int = 32
+    batch_size: int = 32  # the global batch: under `distribute`, batch_size / R per replica
+    # tf.distribute (training/distribute.py): "none", "mirrored" (every local GPU) or
+    # "multi-worker" (the processes or machines of TF_CONFIG).
+    distribute: str = "none"
     learning_rate: float = 2e-3
     # "Standard SGD" names no momentum. Measured (README, experiments/option_studies.py):
     # with 0, the text-only head's best dev loss came at the last of 30 epochs in every
@@ -114,6 +118,7 @@ class TrainConfig:
             + ("-by-macro-f1" if self.select_by == "macro_f1" else "")
             + ("-consistency" if self.setting == "B"
                and self.setting_b_unimodal == "consistency" else "")
+            + (f"-{self.distribute}" if self.distribute != "none" else "")
             + f"-seed{self.seed}"
         )
 
@@ -121,7 +126,8 @@ class TrainConfig:
         from crisis_keras.training.precision import normalize_mode
 
         self.mixed_precision = normalize_mode(self.mixed_precision)
-        for name, choices in (("class_weight", CLASS_WEIGHT_MODES), ("select_by", SELECT_BY)):
+        for name, choices in (("class_weight", CLASS_WEIGHT_MODES), ("select_by", SELECT_BY),
+                              ("distribute", DISTRIBUTE)):
             if getattr(self, name) not in choices:
                 raise ValueError(
                     f"TrainConfig.{name} must be one of {choices}, got {getattr(self, name)!r}."

@@ -28,9 +28,12 @@ def dev_predictions(model, dataset):
     """(labels, predicted class ids) of `model` over `dataset`'s `(x, y)` batches."""
     labels, predicted = [], []
     for features, batch_labels in dataset:
-        probabilities = model.predict_on_batch(features)
-        predicted.append(np.argmax(keras.ops.convert_to_numpy(probabilities), axis=-1))
-        labels.append(keras.ops.convert_to_numpy(batch_labels))
+        probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(features))
+        batch_labels = keras.ops.convert_to_numpy(batch_labels)
+        # Under a tf.distribute strategy every replica predicts the whole batch
+        # and Keras concatenates the copies: keep the first.
+        predicted.append(np.argmax(probabilities[: len(batch_labels)], axis=-1))
+        labels.append(batch_labels)
     return np.concatenate(labels), np.concatenate(predicted)
 
 

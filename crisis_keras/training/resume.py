@@ -17,6 +17,11 @@ from typing import Dict, List, Optional
 
 import keras
 
+STATE_FILE = "state.json"
+# Several workers (training/distribute.py): the state of an epoch whose weights
+# a worker has written, committed once every worker has written its own.
+PENDING_FILE = "state.pending.json"
+
 # Attributes that make up each callback's memory across epochs.
 _CALLBACK_STATE = {
     keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
@@ -76,15 +81,15 @@ class TrainingState:
     history: List[Dict] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def load(cls, checkpoint_dir) -> "TrainingState":
-        path = Path(checkpoint_dir) / "state.json"
+    def load(cls, checkpoint_dir, name=STATE_FILE) -> "TrainingState":
+        path = Path(checkpoint_dir) / name
         if not path.exists():
             return cls()
         return cls(**json.loads(path.read_text()))
 
-    def save(self, checkpoint_dir) -> None:
-        path = Path(checkpoint_dir) / "state.json"
-        tmp = path.with_name("state.json.tmp")
+    def save(self, checkpoint_dir, name=STATE_FILE) -> None:
+        path = Path(checkpoint_dir) / name
+        tmp = path.with_name(name + ".tmp")
         tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2))
         os.replace(tmp, path)
 
@@ -116,17 +121,54 @@ class RestoreCallbackState(keras.callbacks.Callback):
                     setattr(cb, attr, value)
 
 
-def save_checkpoint(model, state: TrainingState, checkpoint_dir) -> None:
-    """Writes weights (with optimizer state) then points `state.json` at them."""
+def save_checkpoint(model, state: TrainingState, checkpoint_dir, barrier=None) -> None:
+    """Writes weights (with optimizer state) then points `state.json` at them.
+
+    With a `barrier` (several workers, each saving into its own folder) the
+    state goes to `state.pending.json` first and is committed once every
+    worker has passed the barrier, so after a kill the workers' states are at
+    most one epoch apart and the later one is on every worker (`agree_on_epoch`).
+    """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{state.completed_epochs:04d}.weights.h5"
     model.save_weights(checkpoint_dir / name, overwrite=True)
     previous = state.weights_file
     state.weights_file = name
-    state.save(checkpoint_dir)
+    if barrier is None:
+        state.save(checkpoint_dir)
+    else:
+        state.save(checkpoint_dir, PENDING_FILE)
+        barrier()
+        os.replace(checkpoint_dir / PENDING_FILE, checkpoint_dir / STATE_FILE)
     if previous and previous != name:
         (checkpoint_dir / previous).unlink(missing_ok=True)
+
+
+def agree_on_epoch(state: TrainingState, checkpoint_dir, gather) -> TrainingState:
+    """The state all workers resume from: the latest committed epoch of any.
+
+    `gather(values)` returns every worker's `values` (a collective step).
+    A worker one epoch behind takes its pending state of that epoch, which
+    the barrier of `save_checkpoint` guarantees it wrote.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    pending_path = checkpoint_dir / PENDING_FILE
+    pending = TrainingState.load(checkpoint_dir, PENDING_FILE) if pending_path.exists() else None
+    table = gather([state.completed_epochs, pending.completed_epochs if pending else -1])
+    latest = int(max(row[0] for row in table))
+    if state.completed_epochs == latest:
+        pending_path.unlink(missing_ok=True)  # an epoch no worker committed
+        return state
+    if pending is not None and pending.completed_epochs == latest:
+        os.replace(pending_path, checkpoint_dir / STATE_FILE)
+        if state.weights_file and state.weights_file != pending.weights_file:
+            (checkpoint_dir / state.weights_file).unlink(missing_ok=True)
+        return pending
+    raise ValueError(
+        f"{checkpoint_dir} holds epoch {state.completed_epochs} but another worker "
+        f"finished epoch {latest}: these workers' folders are not of one run "
+        "(start every worker of a run with the same command and output folder).")
 
 
 def restore_checkpoint(model, state: TrainingState, checkpoint_dir) -> None:

@@ -35,7 +35,8 @@ from crisis_keras.models import build_model
 from crisis_keras.models.crisis_model import MODALITY_MASK, model_input_names, model_modalities
 from crisis_keras.models.tfhub_backbone import load_model_safe_mode, tfhub_layers
 from crisis_keras.training import class_weights as cw
-from crisis_keras.training import resume
+from crisis_keras.training import distribute, resume
+from crisis_keras.training.keras_distribute import adapt_model
 from crisis_keras.training.config import TrainConfig
 from crisis_keras.training.dev_macro_f1 import VAL_MACRO_F1, DevMacroF1
 
@@ -355,8 +356,10 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
     """Runs (or resumes) the training run of `config`; returns its folder.
 
     `extra_callbacks` are added to every epoch's `fit` (progress hooks, or a
-    test that interrupts a run).
+    test that interrupts a run). Under `config.distribute` (training/distribute.py)
+    a non-chief worker returns its scratch folder.
     """
+    distribute.strategy_for(config.distribute)  # first: multi-worker precedes any TF op
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     with _dtype_policy(config.mixed_precision, announce):
@@ -365,13 +368,19 @@ def train(config: TrainConfig, *, announce=print, extra_callbacks=()) -> Path:
 
 def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     started = time.perf_counter()
-    run_dir = config.run_dir()
+    strategy = distribute.strategy_for(config.distribute)
+    run_dir = distribute.worker_dir(config.run_dir(), strategy)  # the chief's: the run folder
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = run_dir / "checkpoint"
     state = resume.TrainingState.load(checkpoint_dir)
+    if distribute.num_workers(strategy) > 1:  # every worker resumes from the same epoch
+        state = resume.agree_on_epoch(
+            state, checkpoint_dir, lambda values: distribute.gather_ints(strategy, values))
     _check_or_write_config(
         run_dir, config, started=state.completed_epochs > 0 or state.finished
     )
+    distribute.check_layout(run_dir, distribute.layout(strategy, config.batch_size),
+                            started=state.completed_epochs > 0 or state.finished)
     if state.finished:
         announce(f"crisis_keras: {run_dir} is already complete; see metrics.json.")
         return run_dir
@@ -386,9 +395,13 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
         {"task": data.task.name, "class_names": list(data.class_names)},
     )
     store = feature_store(config)
-    model = build_run_model(config, len(data.class_names), store)
-    require_image_only(model_modalities(model), config.data_format, config.model)
-    compile_model(model, config)
+    if distribute.is_distributed(strategy):
+        announce(f"crisis_keras: {distribute.describe(strategy, config.batch_size)}")
+    with strategy.scope():  # the variables are mirrored on every replica
+        model = build_run_model(config, len(data.class_names), store)
+        require_image_only(model_modalities(model), config.data_format, config.model)
+        compile_model(model, config)
+    adapt_model(model, strategy)
     _write_summary(model, run_dir / "model_summary.txt")
     hub_lines = [layer.describe() for layer in tfhub_layers(model)]  # fine-tuned? (issue 16)
     for line in hub_lines:
@@ -416,10 +429,10 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
             f"crisis_keras: class weights (balanced, {len(labels)} training examples): "
             + cw.describe_class_weights(class_weights)
         )
-    dev_ds = dataset_for(
+    dev_ds = distribute.shard_by_batch(dataset_for(
         model, data.splits["dev"], config, training=False, seed=config.seed,
         split="dev", store=store,
-    )
+    ), strategy)
 
     monitor, mode = selection_monitor(config)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
@@ -449,7 +462,8 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
     ]
 
     if state.completed_epochs:
-        resume.restore_checkpoint(model, state, checkpoint_dir)
+        with strategy.scope():
+            resume.restore_checkpoint(model, state, checkpoint_dir)
         announce(
             f"crisis_keras: resuming {run_dir} after epoch {state.completed_epochs}."
         )
@@ -465,10 +479,10 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
                 train_table, model_modalities(model), config.setting_b_unimodal,
                 seed=resume.epoch_seed(config.seed, epoch, "setting-b"),
             )
-        train_ds = dataset_for(
+        train_ds = distribute.shard_by_batch(dataset_for(
             model, epoch_table, config, training=True,
             seed=resume.epoch_seed(config.seed, epoch, "pipeline"), store=store,
-        )
+        ), strategy)
         history = model.fit(
             train_ds,
             validation_data=dev_ds,
@@ -489,9 +503,15 @@ def _train(config: TrainConfig, announce, extra_callbacks) -> Path:
         state.history.append(logs)
         state.stopped_early = early_stopping.stopped_epoch > 0
         state.capture_callbacks(stateful)
-        resume.save_checkpoint(model, state, checkpoint_dir)
+        resume.save_checkpoint(model, state, checkpoint_dir, distribute.barrier(strategy))
         _write_history_csv(state, run_dir / "history.csv")
 
+    if not distribute.is_chief(strategy):  # the chief evaluates and writes the run folder
+        state.finished = True
+        state.save(checkpoint_dir)
+        announce(f"crisis_keras: {distribute.task(strategy)} done; the chief writes "
+                 f"{config.run_dir()}")
+        return run_dir
     best = keras.saving.load_model(run_dir / BEST_MODEL, safe_mode=load_model_safe_mode(config))
     results, frames = evaluate_model(best, data, config, ("dev", "test"), store)
     write_evaluation(run_dir, results, frames, data)

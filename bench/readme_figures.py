@@ -356,8 +356,8 @@ def features_section(options) -> str:
          f"| `python {shlex.join(head)}` | " + "; ".join(rows) + " |",
          f"| `python {shlex.join(check[:2])} EXPORT_DIR` | export (backbones run in float32) vs "
          f"`evaluate` on the float16 cache, Sri Lanka dev: {tolerance} |",
-         "", "Fine-tuning the full model runs at about 3 pairs/s on the same machine "
-         "(`python bench/throughput.py`).", ""])
+         "", "For fine-tuning the full model on the same machine, see [Measured figures]"
+         "(#measured-figures) (`python bench/throughput.py`).", ""])
 
 
 @section("serve", "REST server under a bounded load with hostile requests (bench/serve_load.py)")
@@ -366,6 +366,72 @@ def serve_section(options) -> str:
     return "\n".join([f"Measured by `python bench/readme_figures.py serve --write` on "
                       f"{datetime.date.today().isoformat()}, on {machine_description()}:", "",
                       "```", *lines, "```"])
+
+
+def _bench_json(args: List[str]) -> Dict:
+    """The JSON object a bench script prints last (after any log lines)."""
+    lines = _bench_lines(args)
+    start = max(i for i, line in enumerate(lines) if line.startswith("{"))
+    return json.loads("\n".join(lines[start:]))
+
+
+def _throughput_row(label: str, figures: Dict, variant: Dict) -> str:
+    return (f"| {label} | {variant['tokens_through_bert']} | {variant['forward_pairs_per_second']:.2f} | "
+            f"{variant['train_step_pairs_per_second']:.2f} | "
+            f"{variant['train_step_gflops_per_pair']:.1f} | "
+            f"{100 * variant['forward_fraction_of_peak']:.0f}% / "
+            f"{100 * variant['train_step_fraction_of_peak']:.0f}% |")
+
+
+@section("throughput", "full-size fine-tuning step: fp32 vs bf16, with and without the cut "
+         "(bench/throughput.py, ~15 min); the text baseline (bench/text_baseline.py, ~25 min)")
+def throughput_section(options) -> str:
+    quick = ["--text-backbone", "tiny", "--image-backbone", "tiny", "--steps", "1"]
+    runs = {}
+    for precision in ("off", "auto"):
+        args = ["bench/throughput.py", "--steps", "3", "--mixed-precision", precision]
+        runs[precision] = (args, _bench_json(args + (quick if options.quick else [])))
+    fp32, auto = runs["off"][1], runs["auto"][1]
+    before, after = fp32["no_cut"], auto["cut"]
+    lines = [f"Measured by `python bench/readme_figures.py throughput --write` on "
+             f"{datetime.date.today().isoformat()}, on {machine_description()}.", "",
+             f"Full-size `{fp32['model']}` (DenseNet121 + BERT-base shapes, random weights, "
+             f"{fp32['parameters']:,} parameters), batch {fp32['batch_size']} of "
+             f"{fp32.get('texts', 'no texts')} (mean {fp32.get('batch_tokens_mean', '-')} WordPiece "
+             f"tokens, longest {fp32.get('batch_tokens_max_cut', '-')} of "
+             f"{fp32.get('sequence_length', '-')}), 224 x 224 images, SGD. Matmul peak measured "
+             f"in the same run: {fp32['matmul_peak_gflops']['float32']} GFLOP/s fp32, "
+             f"{auto['matmul_peak_gflops']['bfloat16']} bf16. A training step counts 3 x the "
+             "forward FLOPs.", "",
+             "| configuration | tokens through BERT | forward pairs/s | training step pairs/s | "
+             "GFLOP per pair (step) | fraction of peak (forward / step) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for precision, (args, figures) in runs.items():
+        chosen = figures["mixed_precision"].split(": ", 1)[1].split(" ", 1)[0]  # the policy
+        name = "fp32" if precision == "off" else f"`--mixed-precision auto` ({chosen})"
+        for key, cut in (("no_cut", "no cut (default)"), ("cut", "`--trim-sequences`")):
+            if key in figures:
+                lines.append(_throughput_row(f"{name}, {cut}", figures, figures[key]))
+    lines += ["", f"Training step: {before['train_step_pairs_per_second']:.2f} pairs/s (fp32, "
+              f"no cut) -> {after['train_step_pairs_per_second']:.2f} "
+              f"(`--mixed-precision auto --trim-sequences`), "
+              f"{after['train_step_pairs_per_second'] / before['train_step_pairs_per_second']:.2f}x. "
+              f"Peak RSS of the runs: {fp32['peak_rss_gb']} GB and {auto['peak_rss_gb']} GB "
+              "(each builds the model twice). An epoch over Setting A severity's 2,468 training "
+              f"pairs takes {2468 / before['train_step_pairs_per_second'] / 60:.0f} min at the "
+              f"first rate and {2468 / after['train_step_pairs_per_second'] / 60:.0f} min at the "
+              "second. Commands: "
+              + "; ".join(f"`python {shlex.join(a)}`" for a, _ in runs.values()) + ".", ""]
+    text_args = ["bench/text_baseline.py", "--epochs", "3"] + (
+        ["--text-backbone", "tiny", "--epochs", "1", "--max-train-examples", "64"] if options.quick else [])
+    with tempfile.TemporaryDirectory(prefix="readme_figures-") as tmp:  # a fresh run, timed
+        text = _bench_json(text_args + ["--output-dir", tmp])
+    lines += [f"Text baseline, `python {shlex.join(text_args)}`: `bert` with {text['text_backbone']} "
+              f"fine-tuned on Setting A {text['task']} ({text['epochs_run']} epochs): dev "
+              f"({text['dev_examples']:,} pairs) accuracy {text['dev_accuracy']:.3f}, macro F1 "
+              f"{text['dev_macro_f1']:.3f}, weighted F1 {text['dev_weighted_f1']:.3f}; "
+              f"{text['train_examples_per_second']} training examples/s."]
+    return "\n".join(lines)
 
 
 # -- options measured on real data: experiments/option_studies.py --------------------

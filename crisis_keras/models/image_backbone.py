@@ -20,6 +20,7 @@ import os
 
 import keras
 
+from crisis_keras.layers.fused_batch_normalization import fuse_batch_normalization
 from crisis_keras.layers.image_normalization import ImageNormalization
 from crisis_keras.models.config import TFHUB_PREFIX, is_tfhub_spec
 
@@ -155,17 +156,23 @@ def tfhub_image_backbone(kind, weights=None, image_size=224, name="image_backbon
     return TFHubImageModel(tfhub_handle(kind), image_size, trainable=True, name=name)
 
 
-def build_image_backbone(kind="densenet121", weights="imagenet", image_size=224, name="image_backbone"):
+def build_image_backbone(kind="densenet121", weights="imagenet", image_size=224,
+                         name="image_backbone", fused_batch_norm=False):
     """The feature extractor named `kind` ("densenet121", "efficientnet_lite0",
-    "tiny" or "tfhub:HANDLE_OR_DIR")."""
+    "tiny" or "tfhub:HANDLE_OR_DIR").
+
+    `fused_batch_norm`: its `BatchNormalization` layers swapped for
+    `FusedBatchNormalization` (same weights and outputs, a faster step).
+    """
     _check_kind(kind)
     if is_tfhub_spec(kind):
         return tfhub_image_backbone(kind, weights, image_size, name)
     input_shape = (int(image_size), int(image_size), 3)
+    fuse = fuse_batch_normalization if fused_batch_norm else (lambda model: model)
     if kind == "densenet121":
-        return densenet121_feature_extractor(weights, input_shape, name=name)
+        return fuse(densenet121_feature_extractor(weights, input_shape, name=name))
     if kind == "efficientnet_lite0":
-        return efficientnet_lite0_feature_extractor(weights, input_shape, name=name)
+        return fuse(efficientnet_lite0_feature_extractor(weights, input_shape, name=name))
     if weights == "imagenet":
         raise ValueError(
             "the 'tiny' image backbone has no ImageNet weights: use "
@@ -217,13 +224,15 @@ def image_feature_shape(kind, image_size=224):
     return (s, s, 32)
 
 
-def image_branch(image, kind="densenet121", weights="imagenet", image_size=224, trainable=True):
+def image_branch(image, kind="densenet121", weights="imagenet", image_size=224, trainable=True,
+                 fused_batch_norm=False):
     """`image` (0..255 RGB KerasTensor) -> f_i feature map (eq. 1).
 
     Layers: `image_normalization` (the backbone's own preprocessing, see
-    `image_normalization_for`), `image_backbone` (nested model).
+    `image_normalization_for`), `image_backbone` (nested model; its batch
+    normalization fused when `fused_batch_norm`).
     """
     x = image_normalization_for(kind)(image)
-    backbone = build_image_backbone(kind, weights, image_size)
+    backbone = build_image_backbone(kind, weights, image_size, fused_batch_norm=fused_batch_norm)
     backbone.trainable = bool(trainable)
     return backbone(x)

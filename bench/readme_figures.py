@@ -19,7 +19,12 @@ embedded demo data generated afresh in a temporary `CRISIS_KERAS_HOME` (as on a
 fresh clone; the first run includes its generation); figures from each run's
 `metrics.json` and `history.csv`, wall-clock time per command.
 
-Not run by CI (the demo section takes about 15-20 minutes on 2 CPU cores).
+Section `image_cache`: bench/image_cache.py, its ratio taken against the fastest
+training step that the README's `throughput` block states (run `throughput` first
+to compare on one machine).
+
+Not run by CI (the demo section takes about 15-20 minutes on 2 CPU cores);
+tests/test_readme_figures.py checks that every README block has its section.
 """
 
 import argparse
@@ -476,6 +481,41 @@ def throughput_section(options) -> str:
               f"{text['dev_macro_f1']:.3f}, weighted F1 {text['dev_weighted_f1']:.3f}; "
               f"{text['train_examples_per_second']} training examples/s."]
     return "\n".join(lines)
+
+
+# -- the decoded-image cache: images/s against the training step ------------------
+
+STEP_FIGURE = re.compile(r"Training step: [0-9.]+ pairs/s .*? -> ([0-9.]+) ")
+
+
+def _fastest_training_step(readme: Path) -> Optional[float]:
+    """The fastest full-model training step (pairs/s) that the README's
+    throughput block states, or None before that block was measured."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = markers("throughput")
+    block = text[text.find(start):text.find(end)] if start in text else ""
+    found = STEP_FIGURE.search(block)
+    return float(found.group(1)) if found else None
+
+
+@section("image_cache", "decoded-image cache against JPEG decoding (bench/image_cache.py), "
+         "compared with the throughput block's fastest training step")
+def image_cache_section(options) -> str:
+    args = ["bench/image_cache.py"]
+    step = _fastest_training_step(Path(options.readme))
+    if step is not None:
+        args += ["--train-pairs-per-second", f"{step:g}"]
+    if options.quick:
+        # a folder that does not exist: the bench falls back to the demo images
+        args += ["--passes", "1", "--images", str(ROOT / "no-such-folder")]
+    lines = _bench_lines(args)
+    return "\n".join([f"Measured by `python bench/readme_figures.py image_cache --write` on "
+                      f"{datetime.date.today().isoformat()}, on {machine_description()}, with "
+                      f"`python {shlex.join(args)}`"
+                      + (f" ({step:g} pairs/s: the fastest full-model training step in [Measured "
+                         "figures](#measured-figures), on the machine named there)"
+                         if step is not None else "") + ":", "",
+                      "```", *lines, "```"])
 
 
 # -- options measured on real data: experiments/option_studies.py --------------------
